@@ -1,0 +1,5 @@
+"""``python -m vml`` runs the ``ml`` command."""
+
+from vml.cli import main
+
+main()

@@ -1,0 +1,226 @@
+"""The library behind ``ml`` and the dashboard: projects, runs and templates.
+
+The CLI and the TUI only parse, call this module and render. Nothing here imports
+torch at module level; training code is imported when a run starts.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any, TextIO
+
+from vml.config import (
+    PROJECT_FILE,
+    ProjectConfig,
+    find_project_root,
+    load_project,
+    parse_cli_overrides,
+    resolve_hyperparameters,
+)
+from vml.errors import UsageError
+from vml.names import generate_name, validate_name
+
+DB_FILE = "vml.db"
+DEFAULT_TEMPLATE = "default"
+
+
+@dataclass(frozen=True)
+class Template:
+    """A project template shipped with vml."""
+
+    name: str
+    summary: str
+    files: Traversable
+
+
+def templates() -> list[Template]:
+    """The templates ``ml new`` can use; the summary is the first comment of their
+    vergeml.yaml."""
+    found = []
+    for entry in resources.files("vml.templates").iterdir():
+        spec = entry.joinpath(PROJECT_FILE)
+        if entry.is_dir() and spec.is_file():
+            first = spec.read_text(encoding="utf-8").splitlines()[0]
+            found.append(Template(entry.name, first.lstrip("# ").strip(), entry))
+    return sorted(found, key=lambda t: t.name)
+
+
+def create_project(path: Path | str, template: str = DEFAULT_TEMPLATE) -> Path:
+    """Copy ``template`` into ``path``, which must not exist or be empty."""
+    target = Path(path)
+    chosen = {t.name: t for t in templates()}.get(template)
+    if chosen is None:
+        names = ", ".join(t.name for t in templates())
+        raise UsageError(f"unknown template {template!r} (available: {names}; see ml new --list-templates)")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise UsageError(f"{target} already exists and is not empty (pick a new directory name)")
+    target.mkdir(parents=True, exist_ok=True)
+    _copy_tree(chosen.files, target)
+    return target
+
+
+def _copy_tree(source: Traversable, target: Path) -> None:
+    for entry in source.iterdir():
+        if entry.name.startswith(("__", ".")):
+            continue
+        if entry.is_dir():
+            (target / entry.name).mkdir()
+            _copy_tree(entry, target / entry.name)
+        else:
+            with entry.open("rb") as src, (target / entry.name).open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+
+class Project:
+    """A project directory: its ``vergeml.yaml``, data and ``trainings/``.
+
+    ``Project()`` finds the project at or above the current directory;
+    ``Project(path)`` opens the one at ``path`` (or above it).
+    """
+
+    def __init__(self, path: Path | str = ".") -> None:
+        self.root = find_project_root(path)
+        self._config: ProjectConfig | None = None
+
+    @property
+    def config(self) -> ProjectConfig:
+        """The checked ``vergeml.yaml`` (read once)."""
+        if self._config is None:
+            self._config = load_project(self.root)
+        return self._config
+
+    @property
+    def trainings_dir(self) -> Path:
+        return self.root / "trainings"
+
+    @property
+    def db_path(self) -> Path:
+        return self.trainings_dir / DB_FILE
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every recorded run as a store row, newest first. A run whose folder was deleted shows
+        as ``deleted``, whatever the store says."""
+        if not self.db_path.exists():
+            return []
+        from vml.store import RunStore
+
+        with RunStore(self.db_path) as store:
+            rows = store.runs()
+        for row in rows:
+            if not (self.trainings_dir / row["name"]).is_dir():
+                row["status"] = "deleted"
+        return rows
+
+    def list_runs(self, sort: str | None = None) -> list[dict[str, Any]]:
+        """Runs in the shape ``ml list`` shows, newest first or sorted by ``sort``."""
+        runs = [public_run(row) for row in self.runs()]
+        return sort_runs(runs, sort) if sort else runs
+
+    def list_columns(self) -> tuple[str, ...]:
+        """``ml list``'s columns: ``list: columns:`` from vergeml.yaml, or the defaults."""
+        chosen = self.config.list_columns
+        if not chosen:
+            return LIST_COLUMNS
+        return ("instance", *(c for c in chosen if c != "instance"))
+
+    def resolve(self, overrides: dict[str, Any] | list[str] | None = None) -> dict[str, Any]:
+        """The hyperparameters a run would get: defaults < vergeml.yaml < ``overrides``
+        (a mapping, or command-line words like ``["--epochs=5"]``)."""
+        if overrides is None:
+            parsed = {}
+        elif isinstance(overrides, dict):
+            parsed = parse_cli_overrides(f"--{k}={v}" for k, v in overrides.items())
+        else:
+            parsed = parse_cli_overrides(overrides)
+        return resolve_hyperparameters(self.config, parsed)
+
+    def new_run_name(self, name: str | None = None) -> str:
+        """``name`` checked, or a fresh generated name unused in this project."""
+        taken = {row["name"] for row in self.runs()}
+        if self.trainings_dir.is_dir():
+            taken |= {p.name for p in self.trainings_dir.iterdir()}
+        if name is None:
+            return generate_name(taken)
+        name = validate_name(name)
+        if name in taken:
+            raise UsageError(f"a run named {name!r} already exists (pick another --name)")
+        return name
+
+    def train_in_process(
+        self,
+        overrides: dict[str, Any] | list[str] | None = None,
+        name: str | None = None,
+        stderr: TextIO = sys.stderr,
+    ):
+        """Train in this process, blocking, with progress on ``stderr``; returns a
+        ``RunResult``. Invalid input raises ``UsageError`` before a run is recorded."""
+        hparams = self.resolve(overrides)
+        run_name = self.new_run_name(name)
+        from vml.train.runner import train_run
+
+        return train_run(self.config, run_name, hparams, stderr=stderr)
+
+
+LIST_COLUMNS = ("instance", "model", "status", "training_start", "epoch", "batch", "test_acc", "test_loss")
+
+
+PUBLIC_KEYS = (
+    "instance", "model", "status", "training_start", "training_end", "epoch", "epochs", "batch",
+    "batches", "test_acc", "test_loss", "monitor", "best_metric", "best_epoch", "fingerprint",
+    "error", "hyperparameters",
+)
+
+
+def public_run(row: dict[str, Any]) -> dict[str, Any]:
+    """A store row in the shape users see (``ml list --format json``)."""
+    return {
+        "instance": row["name"],
+        "model": row["model"],
+        "status": row["status"],
+        "training_start": row["started_at"],
+        "training_end": row["ended_at"],
+        "epoch": row["epoch"],
+        "epochs": row["epochs"],
+        "batch": row["step"],
+        "batches": row["steps"],
+        "test_acc": row["test_acc"],
+        "test_loss": row["test_loss"],
+        "monitor": row["monitor"],
+        "best_metric": row["best_metric"],
+        "best_epoch": row["best_epoch"],
+        "fingerprint": row["fingerprint"],
+        "error": row["error"],
+        "hyperparameters": row["hyperparameters"],
+    }
+
+
+def run_value(run: dict[str, Any], key: str) -> Any:
+    """A column of a public run: one of its fields or a hyperparameter."""
+    return run[key] if key in run else run["hyperparameters"].get(key)
+
+
+def sort_runs(runs: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Sort by ``key`` ascending, or descending for ``key:desc`` / ``-key``; runs
+    without a value go last."""
+    from vml.params import normalize_key
+
+    descending = key.startswith("-") or key.endswith(":desc")
+    field = normalize_key(key.lstrip("-").removesuffix(":desc").removesuffix(":asc"))
+    known = set(PUBLIC_KEYS)
+    for run in runs:
+        known |= set(run["hyperparameters"])
+    if field not in known:
+        import difflib
+
+        close = difflib.get_close_matches(field, sorted(known), n=1)
+        hint = f"did you mean {close[0]}?" if close else f"e.g. {', '.join(LIST_COLUMNS[:4])}"
+        raise UsageError(f"cannot sort by {key!r}: no such column ({hint})")
+    present = [r for r in runs if run_value(r, field) is not None]
+    missing = [r for r in runs if run_value(r, field) is None]
+    return sorted(present, key=lambda r: run_value(r, field), reverse=descending) + missing
+

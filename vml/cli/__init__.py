@@ -1,0 +1,68 @@
+"""The ``ml`` command: a thin Typer skin over ``vml.api``. Errors print as one line,
+``ml: error: ...``, with the exit code from ``vml.errors.ExitCode``; ``--debug`` (or
+``VML_DEBUG=1``) shows the traceback instead."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import typer
+
+from vml import __version__
+from vml.cli import help as help_cmd
+from vml.cli import list_runs, new, train
+from vml.errors import ExitCode, VmlError
+
+app = typer.Typer(
+    name="ml",
+    help="vml: train PyTorch models from the terminal and keep track of every run.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_debug = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"vml {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    global _debug
+    _debug = debug
+
+
+app.command("new")(new.new)
+app.command(
+    "train",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)(train.train)
+app.command("list")(list_runs.list_runs)
+app.command("help")(help_cmd.help_topic)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``ml``."""
+    try:
+        app(args=argv, prog_name="ml")
+    except VmlError as exc:
+        if _debug or os.environ.get("VML_DEBUG"):
+            traceback.print_exc()
+        print(f"ml: error: {exc.message}", file=sys.stderr)
+        if exc.detail:
+            print(exc.detail, file=sys.stderr)
+        sys.exit(int(exc.exit_code))
+    except KeyboardInterrupt:
+        print("ml: interrupted", file=sys.stderr)
+        sys.exit(int(ExitCode.INTERRUPTED))

@@ -1,0 +1,30 @@
+"""``ml train``: train the project's model with hyperparameters from the command line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from vml import api
+from vml.errors import ExitCode
+
+
+def train(
+    ctx: typer.Context,
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the run (default: a generated adjective-noun)."),
+) -> None:
+    """Train the project's model and record the run.
+
+    Hyperparameters follow as --key=value or --key value, e.g.
+    `ml train --learning-rate=0.005 --epochs=50`; `ml help train` lists them.
+    """
+    project = api.Project()
+    result = project.train_in_process(ctx.args, name=name)
+    if result.status == "finished":
+        print(f"{result.name}: finished, test_acc {result.test_acc:.4f}, test_loss {result.test_loss:.4f}")
+        return
+    best = f", best {result.monitor} {result.best_metric:.4f} at epoch {result.best_epoch} kept in best.pt" if result.best_epoch else ""
+    print(f"{result.name}: {result.status}{best}")
+    sys.exit(int(ExitCode.INTERRUPTED))

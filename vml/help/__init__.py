@@ -1,0 +1,156 @@
+"""Help topics and the glossary, as markdown text. Static topics are files in
+``topics/``; ``train``, ``models`` and ``preprocess`` are built from the declarations."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from vml.errors import UsageError
+from vml.models import BUILTIN_MODELS, ModelSpec
+from vml.params import TRAINING_PARAMS, HyperParam, display_key
+
+GENERATED_TOPICS = {
+    "glossary": "Definitions of the terms used in training and in vml.",
+    "train": "The hyperparameters `ml train` accepts, with types, defaults and ranges.",
+    "models": "The models you can train.",
+    "preprocess": "The preprocessing ops for `data: preprocess:`.",
+}
+
+
+@dataclass(frozen=True)
+class Term:
+    """One glossary entry."""
+
+    name: str
+    aliases: tuple[str, ...]
+    text: str
+
+    def markdown(self) -> str:
+        also = f"\n*Also: {', '.join(self.aliases)}*\n" if self.aliases else ""
+        return f"# {self.name}\n{also}\n{self.text}\n"
+
+
+def lookup_key(text: str) -> str:
+    """How topics and terms are matched: case, hyphens, underscores and spaces ignored."""
+    return re.sub(r"[-_\s]+", " ", text.strip().lower())
+
+
+def _read(name: str) -> str:
+    return resources.files("vml.help").joinpath(name).read_text(encoding="utf-8")
+
+
+def glossary() -> list[Term]:
+    """The glossary's terms, in file order."""
+    terms = []
+    for block in _read("glossary.md").split("\n## ")[1:]:
+        heading, _, body = block.partition("\n")
+        aliases: tuple[str, ...] = ()
+        if body.startswith("Also:"):
+            line, _, body = body.partition("\n")
+            aliases = tuple(a.strip() for a in line[5:].split(",") if a.strip())
+        terms.append(Term(heading.strip(), aliases, body.strip()))
+    return terms
+
+
+def static_topics() -> dict[str, tuple[str, str]]:
+    """Topic files: name -> (summary, markdown)."""
+    topics = {}
+    for entry in resources.files("vml.help").joinpath("topics").iterdir():
+        if entry.name.endswith(".md"):
+            text = entry.read_text(encoding="utf-8")
+            lines = text.splitlines()
+            summary = lines[2] if len(lines) > 2 else ""
+            topics[entry.name[:-3]] = (summary, text)
+    return dict(sorted(topics.items()))
+
+
+def topic_list() -> str:
+    """The ``ml help`` page: every topic with its one-line summary."""
+    rows = {**GENERATED_TOPICS, **{k: v[0] for k, v in static_topics().items()}}
+    lines = ["# Help topics", "", "Run `ml help TOPIC` for one of these:", ""]
+    lines += [f"- **{name}**: {summary}" for name, summary in sorted(rows.items())]
+    lines += ["", "`ml help TERM` explains a glossary term, e.g. `ml help learning rate`.",
+              "`ml COMMAND --help` shows a command's options."]
+    return "\n".join(lines) + "\n"
+
+
+def glossary_page() -> str:
+    return "\n".join(["# Glossary", ""] + [f"## {t.name}\n\n{t.text}\n" for t in glossary()])
+
+
+def _param_table(params: tuple[HyperParam, ...], file_values: dict[str, object]) -> list[str]:
+    rows = ["| hyperparameter | type | default | range | help |", "|---|---|---|---|---|"]
+    for p in params:
+        default = f"{p.default}"
+        if p.name in file_values:
+            default += f" (vergeml.yaml: {file_values[p.name]})"
+        rows.append(f"| --{display_key(p.name)} | {p.type_name} | {default} | {p.describe_range()} | {p.help} |")
+    return rows
+
+
+def train_page(model: ModelSpec, file_values: dict[str, object]) -> str:
+    """``ml help train``: the training loop's and the model's hyperparameters."""
+    lines = [
+        f"# ml train: hyperparameters (model {model.name})",
+        "",
+        "Set them on the command line (`--learning-rate=0.01`, `--learning_rate 0.01`) or under "
+        "`train:` in vergeml.yaml. Command line beats vergeml.yaml beats the defaults below.",
+        "",
+        "## Training",
+        "",
+        *_param_table(TRAINING_PARAMS, file_values),
+        "",
+        f"## Model {model.name}",
+        "",
+        *_param_table(model.hyperparameters, file_values),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def models_page() -> str:
+    lines = ["# Models", "", "Pick one with `model:` in vergeml.yaml.", ""]
+    lines += [f"- **{m.name}**: {m.summary} (`ml help {m.name}`)" for m in BUILTIN_MODELS.values()]
+    return "\n".join(lines) + "\n"
+
+
+def model_page(model: ModelSpec) -> str:
+    return "\n".join([f"# Model {model.name}", "", model.summary, "", *_param_table(model.hyperparameters, {})]) + "\n"
+
+
+def preprocess_page() -> str:
+    from vml.data.preprocess import OPS
+
+    lines = ["# Preprocessing ops", "", "List them under `data: preprocess:` in vergeml.yaml; "
+             "they run in order, fitted on the training split only.", ""]
+    for op in OPS.values():
+        options = ", ".join(f"`{display_key(o.name)}` (default {o.default})" for o in op.options) or "none"
+        lines += [f"## {op.name}", "", op.help, "", f"Options: {options}", ""]
+    return "\n".join(lines)
+
+
+def find(query: str) -> tuple[str, str] | None:
+    """A static topic, model or glossary term matching ``query``: (kind, markdown)."""
+    key = lookup_key(query)
+    for name, (_, text) in static_topics().items():
+        if lookup_key(name) == key:
+            return "topic", text
+    for model in BUILTIN_MODELS.values():
+        if model.name == key:
+            return "model", model_page(model)
+    for term in glossary():
+        if key in {lookup_key(term.name), *map(lookup_key, term.aliases)}:
+            return "term", term.markdown()
+    return None
+
+
+def not_found(query: str) -> UsageError:
+    """The error for an unknown topic or term, with the closest matches."""
+    names = list(GENERATED_TOPICS) + list(static_topics()) + list(BUILTIN_MODELS)
+    for term in glossary():
+        names += [term.name.lower(), *(a.lower() for a in term.aliases)]
+    close = difflib.get_close_matches(lookup_key(query), [lookup_key(n) for n in names], n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "ml help lists the topics"
+    return UsageError(f"no help topic or glossary term {query!r} ({hint})")

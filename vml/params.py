@@ -1,0 +1,153 @@
+"""Hyperparameter declarations: each knob is declared once, with its type, default,
+range or choices and one line of help. Validation, ``ml help train`` and (later) the
+dashboard's new-run form all read these declarations."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def normalize_key(key: str) -> str:
+    """Canonical form of a key: ``learning-rate``, ``learningRate`` -> ``learning_rate``."""
+    key = _CAMEL.sub("_", key.strip())
+    return re.sub(r"[-\s]+", "_", key).lower()
+
+
+def display_key(key: str, like: str = "-") -> str:
+    """Show a canonical key in the user's spelling: hyphens unless they typed underscores."""
+    return key if "_" in like and "-" not in like else key.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class HyperParam:
+    """One declared hyperparameter.
+
+    ``type`` is ``int``, ``float``, ``str`` or ``bool``; ``minimum``/``maximum`` bound
+    numbers (``exclusive_minimum`` makes the lower bound strict); ``choices`` limits
+    strings.
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    choices: tuple[str, ...] = field(default_factory=tuple)
+    pattern: str | None = None
+
+    @property
+    def type_name(self) -> str:
+        return "choice" if self.choices else self.type.__name__
+
+    def describe_range(self) -> str:
+        """The allowed values in words, e.g. ``>= 1``, ``(0, 1]``, ``sgd|adam``."""
+        if self.choices:
+            return "|".join(self.choices)
+        low = self.minimum
+        high = self.maximum
+        if low is not None and high is not None:
+            left = "(" if self.exclusive_minimum else "["
+            return f"{left}{_num(low)}, {_num(high)}]"
+        if low is not None:
+            return f"{'>' if self.exclusive_minimum else '>='} {_num(low)}"
+        if high is not None:
+            return f"<= {_num(high)}"
+        return "any"
+
+    def parse(self, value: Any) -> Any:
+        """Convert ``value`` (a string from the command line or a YAML scalar) to this
+        parameter's type and check its range. Raises ``ValueError`` with a reason."""
+        converted = self._convert(value)
+        self._check(converted)
+        return converted
+
+    def _convert(self, value: Any) -> Any:
+        if self.type is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"true", "yes", "on", "1"}:
+                return True
+            if text in {"false", "no", "off", "0"}:
+                return False
+            raise ValueError(f"{value!r} is not true or false")
+        if self.type is int:
+            if isinstance(value, bool):
+                raise ValueError(f"{value!r} is not an integer (use a whole number)")
+            if isinstance(value, int):
+                return value
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            try:
+                return int(str(value).strip())
+            except ValueError:
+                raise ValueError(f"{value!r} is not an integer (use a whole number)") from None
+        if self.type is float:
+            if isinstance(value, bool):
+                raise ValueError(f"{value!r} is not a number")
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{value!r} is not a number (use e.g. 0.001 or 1e-3)") from None
+            if not math.isfinite(number):
+                raise ValueError(f"{value!r} is not a finite number")
+            return number
+        text = str(value).strip()
+        if self.choices:
+            lowered = text.lower()
+            if lowered not in self.choices:
+                raise ValueError(f"{value!r} is not one of {', '.join(self.choices)}")
+            return lowered
+        if self.pattern and not re.fullmatch(self.pattern, text):
+            raise ValueError(f"{value!r} is not {self.help.rstrip('.')}")
+        return text
+
+    def _check(self, value: Any) -> None:
+        if self.type not in (int, float):
+            return
+        if self.minimum is not None:
+            if self.exclusive_minimum and value <= self.minimum:
+                raise ValueError(f"{value!r} is out of range: must be > {_num(self.minimum)}")
+            if not self.exclusive_minimum and value < self.minimum:
+                raise ValueError(f"{value!r} is out of range: must be >= {_num(self.minimum)}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"{value!r} is out of range: must be <= {_num(self.maximum)}")
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
+
+# Knobs of the training loop itself, shared by every model.
+TRAINING_PARAMS: tuple[HyperParam, ...] = (
+    HyperParam("epochs", int, 20, "Passes over the training split.", minimum=1),
+    HyperParam("batch_size", int, 64, "Samples per optimizer step.", minimum=1),
+    HyperParam(
+        "learning_rate", float, 0.001, "Step size of the optimizer.",
+        minimum=0, maximum=10, exclusive_minimum=True,
+    ),
+    HyperParam("optimizer", str, "adam", "Update rule for the weights.", choices=OPTIMIZERS),
+    HyperParam(
+        "momentum", float, 0.9, "Momentum for the sgd-family optimizers.", minimum=0, maximum=1
+    ),
+    HyperParam("weight_decay", float, 0.0, "L2 penalty on the weights.", minimum=0, maximum=1),
+    HyperParam(
+        "monitor", str, "val_acc", "Validation metric that picks best.pt.",
+        choices=("val_acc", "val_loss"),
+    ),
+    HyperParam("log_every", int, 10, "Print a step line every N steps (off a terminal).", minimum=1),
+    HyperParam("random_seed", int, 42, "Seed for splits, weights and shuffling.", minimum=0),
+    HyperParam(
+        "device", str, "auto", "one of auto, cpu, cuda, cuda:N (gpu, gpu:N also work).",
+        pattern=r"auto|cpu|(cuda|gpu)(:[0-9]+)?",
+    ),
+)

@@ -1,0 +1,97 @@
+"""Checkpoints: written to a temporary file, fsynced, renamed; loaded weights-only."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vml.atomic import fsync_dir
+from vml.train.callbacks import Callback
+from vml.train.loop import Trainer
+
+BEST = "best.pt"
+LAST = "last.pt"
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Atomically replace ``path`` with ``state``; a crash leaves the old file whole."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint without unpickling arbitrary objects."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def is_improvement(value: float, best: float | None, mode: str) -> bool:
+    """Whether ``value`` beats ``best``; NaN never does."""
+    if math.isnan(value):
+        return False
+    if best is None:
+        return True
+    return value > best if mode == "max" else value < best
+
+
+class BestCheckpoint(Callback):
+    """Save ``best.pt`` whenever the monitored validation metric improves."""
+
+    def __init__(self, folder: Path, monitor: str, extra: dict[str, Any]) -> None:
+        self.path = folder / BEST
+        self.monitor = monitor
+        self.mode = "min" if monitor.endswith("loss") else "max"
+        self.extra = extra
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        value = trainer.logs[self.monitor]
+        if not is_improvement(value, self.best, self.mode):
+            return
+        self.best, self.best_epoch = value, trainer.epoch
+        save_checkpoint(
+            {
+                "model": trainer.model.state_dict(),
+                "epoch": trainer.epoch,
+                "monitor": self.monitor,
+                "metric": value,
+                **self.extra,
+            },
+            self.path,
+        )
+        trainer.logs["is_best"] = True
+
+
+class LastCheckpoint(Callback):
+    """Save ``last.pt`` (weights, optimizer, epoch, RNG) after every epoch, for resume."""
+
+    def __init__(self, folder: Path, extra: dict[str, Any]) -> None:
+        self.path = folder / LAST
+        self.extra = extra
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        save_checkpoint(
+            {
+                "model": trainer.model.state_dict(),
+                "optimizer": trainer.optimizer.state_dict(),
+                "epoch": trainer.epoch,
+                "rng": torch.get_rng_state(),
+                "shuffle_rng": trainer.generator.get_state(),
+                **self.extra,
+            },
+            self.path,
+        )

@@ -1,0 +1,103 @@
+"""Progress output: MindSpore-style lines (log files, pipes) and a rich bar (terminals)."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from vml.train.callbacks import Callback
+from vml.train.loop import Trainer
+
+Sink = Callable[[str], None]
+
+
+def epoch_summary(trainer: Trainer, epoch_ms: float) -> str:
+    """The line printed after each epoch: time, training and validation metrics."""
+    logs = trainer.logs
+    best = " *best*" if logs.get("is_best") else ""
+    return (
+        f"Epoch:[{trainer.epoch:3d}/{trainer.epochs:3d}], epoch time: {epoch_ms:.3f} ms, "
+        f"per step time: {epoch_ms / trainer.steps_per_epoch:.3f} ms, avg loss: {logs['loss']:.4f}, "
+        f"acc: {logs['acc']:.4f}, val_loss: {logs['val_loss']:.4f}, val_acc: {logs['val_acc']:.4f}{best}"
+    )
+
+
+class LogLines(Callback):
+    """Step lines every ``log_every`` steps and a summary per epoch, in the form of
+    MindSpore's LossMonitor: ``Epoch:[  1/ 20], step:[   10/   23], loss:[0.189/1.176],
+    time:2.254 ms, lr:0.00100``. ``step_sinks`` get step lines, ``epoch_sinks`` the
+    epoch summaries."""
+
+    def __init__(self, step_sinks: list[Sink], epoch_sinks: list[Sink], log_every: int) -> None:
+        self.step_sinks = step_sinks
+        self.epoch_sinks = epoch_sinks
+        self.log_every = log_every
+        self._epoch_start = self._mark = time.perf_counter()
+        self._loss_sum = 0.0
+        self._since_mark = 0
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if trainer.step == 1:
+            self._epoch_start = self._mark = time.perf_counter()
+            self._loss_sum = 0.0
+            self._since_mark = 0
+        self._loss_sum += trainer.loss
+        self._since_mark += 1
+        if trainer.step % self.log_every and trainer.step != trainer.steps_per_epoch:
+            return
+        if self.step_sinks:
+            now = time.perf_counter()
+            per_step = (now - self._mark) * 1000 / self._since_mark
+            line = (
+                f"Epoch:[{trainer.epoch + 1:3d}/{trainer.epochs:3d}], "
+                f"step:[{trainer.step:5d}/{trainer.steps_per_epoch:5d}], "
+                f"loss:[{trainer.loss:.3f}/{self._loss_sum / trainer.step:.3f}], "
+                f"time:{per_step:.3f} ms, lr:{trainer.lr:.5f}"
+            )
+            for sink in self.step_sinks:
+                sink(line)
+        self._mark = time.perf_counter()
+        self._since_mark = 0
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        line = epoch_summary(trainer, (time.perf_counter() - self._epoch_start) * 1000)
+        for sink in self.epoch_sinks:
+            sink(line)
+
+
+class ProgressBar(Callback):
+    """A live bar on a terminal: epoch, steps, loss and time left."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TimeRemainingColumn(),
+            console=Console(file=stream),
+            transient=True,
+        )
+        self.task = self.progress.add_task("train", total=1, epoch="", loss=float("nan"))
+
+    def print(self, line: str) -> None:
+        """Print above the bar."""
+        self.progress.console.print(line, highlight=False, markup=False)
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self.progress.start()
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        self.progress.update(
+            self.task,
+            total=trainer.steps_per_epoch,
+            completed=trainer.step,
+            epoch=f"{trainer.epoch + 1}/{trainer.epochs}",
+            loss=trainer.loss,
+        )
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.progress.stop()

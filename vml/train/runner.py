@@ -1,0 +1,212 @@
+"""Run one training end to end and record it: folder, store row, loop, test score."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+import numpy as np
+import torch
+import yaml
+
+from vml.atomic import write_text_atomic
+from vml.config import ProjectConfig
+from vml.data.prepare import PreparedData, prepare_data
+from vml.errors import ConflictError, UsageError
+from vml.params import display_key
+from vml.store import RunStore
+from vml.store.runs import utcnow
+from vml.train.cancel import CancelOnSignal
+from vml.train.checkpoint import BEST, BestCheckpoint, LastCheckpoint, load_checkpoint
+from vml.train.loop import Split, Trainer, build_optimizer, evaluate
+from vml.train.progress import LogLines, ProgressBar
+from vml.train.recorder import StoreRecorder
+
+LOG_FILE = "log.txt"
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended."""
+
+    name: str
+    status: str
+    test_acc: float | None = None
+    test_loss: float | None = None
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    monitor: str = "val_acc"
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` picks CUDA when present; ``gpu``/``cuda[:N]`` insist on it."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    index = int(spec.partition(":")[2] or 0)
+    if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+        raise UsageError(
+            f"device {spec!r} asked for a GPU but this machine has "
+            f"{torch.cuda.device_count() if torch.cuda.is_available() else 'no'} CUDA GPU(s) "
+            "(use --device=auto or --device=cpu)"
+        )
+    return torch.device("cuda", index)
+
+
+def train_run(
+    project: ProjectConfig,
+    name: str,
+    hparams: dict[str, Any],
+    stderr: TextIO = sys.stderr,
+) -> RunResult:
+    """Prepare data, then train and record run ``name``. Bad input raises before
+    anything is recorded; once recorded, the run always ends with a final status."""
+    say = _printer(stderr)
+    device = resolve_device(hparams["device"])
+    data = prepare_data(project, hparams["random_seed"], say=say)
+    folder = project.trainings_dir / name
+    with RunStore(project.trainings_dir / "vml.db") as store:
+        try:
+            run_id = store.create_run(
+                name,
+                project.model.name,
+                hparams,
+                fingerprint=data.fingerprint,
+                epochs=hparams["epochs"],
+                steps=-(-len(data.y("train")) // hparams["batch_size"]),
+                monitor=hparams["monitor"],
+                pid=os.getpid(),
+                host=socket.gethostname(),
+            )
+        except sqlite3.IntegrityError:
+            raise UsageError(f"a run named {name!r} already exists (pick another --name)") from None
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            store.db["runs"].delete(run_id)
+            raise ConflictError(f"folder {folder} already exists (pick another --name or remove it)") from None
+        _write_config(folder, project, name, hparams, data)
+        with (folder / LOG_FILE).open("a", encoding="utf-8", buffering=1) as log:
+            log_line = lambda line: log.write(line + "\n")  # noqa: E731
+            log_line(f"run {name}: model {project.model.name}, device {device}, started {utcnow()}")
+            try:
+                result = _train(project, name, hparams, data, device, folder, store, run_id, stderr, log_line)
+            except KeyboardInterrupt:
+                store.update_run(run_id, status="cancelled", ended_at=utcnow())
+                log_line("cancelled")
+                return RunResult(name, "cancelled", monitor=hparams["monitor"])
+            except BaseException as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                store.update_run(run_id, status="failed", ended_at=utcnow(), error=error)
+                log_line(f"failed: {error}")
+                raise
+            log_line(f"{result.status}: test_acc {result.test_acc}, test_loss {result.test_loss}")
+            return result
+
+
+def _train(
+    project: ProjectConfig,
+    name: str,
+    hparams: dict[str, Any],
+    data: PreparedData,
+    device: torch.device,
+    folder: Path,
+    store: RunStore,
+    run_id: int,
+    stderr: TextIO,
+    log_line: Callable[[str], None],
+) -> RunResult:
+    torch.manual_seed(hparams["random_seed"])
+    generator = torch.Generator().manual_seed(hparams["random_seed"])
+    splits = {s: Split(_tensor(data.x(s), device), _tensor(data.y(s), device)) for s in ("train", "val", "test")}
+    model = project.model.build(data.input_shape, len(data.classes), **hparams).to(device)
+    optimizer = build_optimizer(
+        hparams["optimizer"], model.parameters(), hparams["learning_rate"],
+        hparams["momentum"], hparams["weight_decay"],
+    )
+    extra = {
+        "model_name": project.model.name,
+        "classes": list(data.classes),
+        "input_shape": list(data.input_shape),
+        "hyperparameters": hparams,
+    }
+    best = BestCheckpoint(folder, hparams["monitor"], extra)
+    say = _printer(stderr)
+    if stderr.isatty():
+        bar = ProgressBar(stderr)
+        progress = [bar, LogLines([log_line], [log_line, bar.print], hparams["log_every"])]
+        notify = bar.print
+    else:
+        progress = [LogLines([log_line, say], [log_line, say], hparams["log_every"])]
+        notify = say
+    cancel = CancelOnSignal(notify)
+    trainer = Trainer(
+        model=model,
+        optimizer=optimizer,
+        train=splits["train"],
+        val=splits["val"],
+        epochs=hparams["epochs"],
+        batch_size=hparams["batch_size"],
+        generator=generator,
+        # Checkpoints run before output and recording, so both can report "best".
+        callbacks=[cancel, best, LastCheckpoint(folder, extra), *progress, StoreRecorder(store, run_id, best)],
+    )
+    trainer.fit()
+    if trainer.stop_reason == "cancelled":
+        store.update_run(run_id, status="cancelled", ended_at=utcnow())
+        return RunResult(name, "cancelled", best_metric=best.best, best_epoch=best.best_epoch, monitor=best.monitor)
+    model.load_state_dict(load_checkpoint(folder / BEST)["model"])
+    test_loss, test_acc = evaluate(model, splits["test"])
+    store.update_run(
+        run_id, status="finished", ended_at=utcnow(), test_acc=test_acc, test_loss=test_loss, heartbeat=utcnow()
+    )
+    return RunResult(name, "finished", test_acc, test_loss, best.best, best.best_epoch, best.monitor)
+
+
+def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    # Cache arrays are read-only memory maps; torch wants memory it may write.
+    return torch.from_numpy(np.array(array)).to(device)
+
+
+def _printer(stream: TextIO) -> Callable[[str], None]:
+    """Print lines to ``stream``; if the reader goes away (``ml train | head``), keep
+    training and stop printing rather than fail the run."""
+    alive = True
+
+    def say(line: str) -> None:
+        nonlocal alive
+        if alive:
+            try:
+                print(line, file=stream, flush=True)
+            except (BrokenPipeError, ValueError):
+                alive = False
+
+    return say
+
+
+def _write_config(folder: Path, project: ProjectConfig, name: str, hparams: dict[str, Any], data: PreparedData) -> None:
+    """The run's fully resolved config, in vergeml.yaml's shape so it can be reused."""
+    d = project.data
+    resolved = {
+        "name": name,
+        "model": project.model.name,
+        "samples-dir": os.path.relpath(d.samples_dir, project.root),
+        "val-split": str(d.val_split),
+        "test-split": str(d.test_split),
+        "data": {
+            "input": {"type": d.input_type, "file": d.file, "target": d.target},
+            "cache": d.cache,
+            "preprocess": [dict(op) for op in d.preprocess],
+        },
+        "train": {display_key(k): v for k, v in hparams.items()},
+        "fingerprint": data.fingerprint,
+        "classes": list(data.classes),
+    }
+    write_text_atomic(folder / CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False))
