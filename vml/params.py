@@ -80,7 +80,7 @@ class HyperParam:
             raise ValueError(f"{value!r} is not true or false")
         if self.type is int:
             if isinstance(value, bool):
-                raise ValueError(f"{value!r} is not an integer (use a whole number)")
+                raise ValueError(f"{value!r} is not an integer")
             if isinstance(value, int):
                 return value
             if isinstance(value, float) and value.is_integer():
@@ -88,14 +88,14 @@ class HyperParam:
             try:
                 return int(str(value).strip())
             except ValueError:
-                raise ValueError(f"{value!r} is not an integer (use a whole number)") from None
+                raise ValueError(f"{value!r} is not an integer") from None
         if self.type is float:
             if isinstance(value, bool):
                 raise ValueError(f"{value!r} is not a number")
             try:
                 number = float(value)
             except (TypeError, ValueError):
-                raise ValueError(f"{value!r} is not a number (use e.g. 0.001 or 1e-3)") from None
+                raise ValueError(f"{value!r} is not a number") from None
             if not math.isfinite(number):
                 raise ValueError(f"{value!r} is not a finite number")
             return number
@@ -103,7 +103,7 @@ class HyperParam:
         if self.choices:
             lowered = text.lower()
             if lowered not in self.choices:
-                raise ValueError(f"{value!r} is not one of {', '.join(self.choices)}")
+                raise ValueError(f"{value!r} is not a known choice")
             return lowered
         if self.pattern and not re.fullmatch(self.pattern, text):
             raise ValueError(f"{value!r} is not {self.help.rstrip('.')}")

@@ -9,7 +9,6 @@ from typing import Any, Iterable, Sequence
 
 from rich import box
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.table import Table
 
 FORMATS = ("table", "json", "csv")
@@ -45,6 +44,8 @@ def print_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
 def print_markdown(text: str) -> None:
     """Rendered on a terminal; the plain markdown when piped."""
     if sys.stdout.isatty():
+        from rich.markdown import Markdown  # 75 ms to import: only when rendering
+
         Console().print(Markdown(text))
     else:
         sys.stdout.write(text)

@@ -51,7 +51,8 @@ def glossary() -> list[Term]:
         if body.startswith("Also:"):
             line, _, body = body.partition("\n")
             aliases = tuple(a.strip() for a in line[5:].split(",") if a.strip())
-        terms.append(Term(heading.strip(), aliases, body.strip()))
+        # A blank line keeps "In vml:" its own paragraph when rendered.
+        terms.append(Term(heading.strip(), aliases, body.strip().replace("\nIn vml:", "\n\nIn vml:")))
     return terms
 
 

@@ -69,7 +69,7 @@ class LogLines(Callback):
 
 
 class ProgressBar(Callback):
-    """A live bar on a terminal: epoch, steps, loss and time left."""
+    """A live bar on a terminal over the whole run: epoch, steps, loss, time left."""
 
     def __init__(self, stream: TextIO) -> None:
         self.progress = Progress(
@@ -93,8 +93,8 @@ class ProgressBar(Callback):
     def on_step_end(self, trainer: Trainer) -> None:
         self.progress.update(
             self.task,
-            total=trainer.steps_per_epoch,
-            completed=trainer.step,
+            total=trainer.steps_per_epoch * trainer.epochs,
+            completed=trainer.global_step,
             epoch=f"{trainer.epoch + 1}/{trainer.epochs}",
             loss=trainer.loss,
         )
