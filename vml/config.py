@@ -206,8 +206,8 @@ def resolve_hyperparameters(
 
 
 def _expected(param: HyperParam) -> str:
-    if param.choices:
-        return f"one of {', '.join(param.choices)}"
+    if param.choices or param.pattern:
+        return f"one of {param.describe_range()}"
     rng = param.describe_range()
     return param.type_name if rng == "any" else f"{param.type_name} {rng}"
 

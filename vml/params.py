@@ -41,15 +41,18 @@ class HyperParam:
     exclusive_minimum: bool = False
     choices: tuple[str, ...] = field(default_factory=tuple)
     pattern: str | None = None
+    pattern_text: str = ""
 
     @property
     def type_name(self) -> str:
         return "choice" if self.choices else self.type.__name__
 
     def describe_range(self) -> str:
-        """The allowed values in words, e.g. ``>= 1``, ``(0, 1]``, ``sgd|adam``."""
+        """The allowed values in words, e.g. ``>= 1``, ``(0, 1]``, ``sgd, adam``."""
         if self.choices:
-            return "|".join(self.choices)
+            return ", ".join(self.choices)
+        if self.pattern:
+            return self.pattern_text
         low = self.minimum
         high = self.maximum
         if low is not None and high is not None:
@@ -103,10 +106,10 @@ class HyperParam:
         if self.choices:
             lowered = text.lower()
             if lowered not in self.choices:
-                raise ValueError(f"{value!r} is not a known choice")
+                raise ValueError(f"{value!r} is not allowed")
             return lowered
         if self.pattern and not re.fullmatch(self.pattern, text):
-            raise ValueError(f"{value!r} is not {self.help.rstrip('.')}")
+            raise ValueError(f"{value!r} is not allowed")
         return text
 
     def _check(self, value: Any) -> None:
@@ -147,7 +150,7 @@ TRAINING_PARAMS: tuple[HyperParam, ...] = (
     HyperParam("log_every", int, 10, "Print a step line every N steps (off a terminal).", minimum=1),
     HyperParam("random_seed", int, 42, "Seed for splits, weights and shuffling.", minimum=0),
     HyperParam(
-        "device", str, "auto", "one of auto, cpu, cuda, cuda:N (gpu, gpu:N also work).",
-        pattern=r"auto|cpu|(cuda|gpu)(:[0-9]+)?",
+        "device", str, "auto", "Where to train: auto picks CUDA when present.",
+        pattern=r"auto|cpu|(cuda|gpu)(:[0-9]+)?", pattern_text="auto, cpu, cuda, cuda:N, gpu, gpu:N",
     ),
 )

@@ -1,0 +1,74 @@
+"""``ml train`` in a real terminal (tmux): the live progress bar, and Ctrl-C."""
+
+from __future__ import annotations
+
+import shlex
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+POLL_SECONDS = 0.1
+
+def wait_until(predicate, deadline_seconds: float, what: str):
+    """Poll ``predicate`` until it returns something truthy or the deadline passes."""
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(POLL_SECONDS)
+    raise AssertionError(f"timed out after {deadline_seconds}s waiting for {what}")
+
+
+class Tmux:
+    def __init__(self, socket: Path) -> None:
+        self.base = ["tmux", "-S", str(socket)]
+
+    def __call__(self, *args: str) -> str:
+        return subprocess.run([*self.base, *args], capture_output=True, text=True, check=True).stdout
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "t")
+
+
+@pytest.fixture
+def tmux(tmp_path: Path):
+    server = Tmux(tmp_path / f"tmux-{uuid.uuid4().hex[:8]}")
+    yield server
+    subprocess.run([*server.base, "kill-server"], capture_output=True)
+
+
+def test_progress_bar_then_ctrl_c_cancels(project: Path, tmux: Tmux, tmp_path: Path) -> None:
+    done = tmp_path / "exit-code"
+    command = (
+        f"cd {shlex.quote(str(project))} && {shlex.quote(sys.executable)} -m vml train "
+        f"--epochs=400 --name=term-run; echo $? > {shlex.quote(str(done))}"
+    )
+    tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "30", command)
+    tmux("set-option", "-t", "t", "remain-on-exit", "on")
+
+    def bar_shown() -> str | None:
+        screen = tmux.screen()
+        return screen if "epoch " in screen and "━" in screen else None
+
+    screen = wait_until(bar_shown, 60, "the progress bar")
+    assert "loss" in screen and "/400" in screen
+
+    best = project / "trainings" / "term-run" / "best.pt"
+    wait_until(best.exists, 60, "a first best.pt")
+    tmux("send-keys", "-t", "t", "C-c")
+
+    wait_until(done.exists, 60, "ml train to exit after Ctrl-C")
+    wait_until(lambda: done.read_text().strip(), 5, "the exit code to be written")
+    assert done.read_text().strip() == "130"
+    final = tmux.screen()
+    assert "term-run: cancelled" in final
+    with sqlite3.connect(project / "trainings" / "vml.db") as db:
+        status, epoch = db.execute("select status, epoch from runs where name = 'term-run'").fetchone()
+    assert status == "cancelled"
+    assert epoch < 400
