@@ -1,3 +1,7 @@
 """vml: a terminal-first experiment manager for PyTorch training."""
 
 __version__ = "0.1.0"
+
+from vml.api import Project  # noqa: E402  (the public API; imports nothing heavy)
+
+__all__ = ["Project", "__version__"]

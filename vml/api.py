@@ -161,9 +161,13 @@ class Project:
         ``RunResult``. Invalid input raises ``UsageError`` before a run is recorded."""
         hparams = self.resolve(overrides)
         run_name = self.new_run_name(name)
+        from vml.data.prepare import prepare_data
+
+        # Data problems surface here, before the seconds it takes to import torch.
+        data = prepare_data(self.config, hparams["random_seed"], say=lambda line: print(line, file=stderr))
         from vml.train.runner import train_run
 
-        return train_run(self.config, run_name, hparams, stderr=stderr)
+        return train_run(self.config, run_name, hparams, data, stderr=stderr)
 
 
 LIST_COLUMNS = ("instance", "model", "status", "training_start", "epoch", "batch", "test_acc", "test_loss")

@@ -317,6 +317,8 @@ def _data_config(root: Path, tree: dict, where: _Locator) -> DataConfig:
     samples_dir = (root / str(tree.get("samples_dir", "data"))).resolve()
     if not samples_dir.is_relative_to(root):
         where.fail(("samples_dir",), f"samples-dir {tree['samples_dir']!r} is outside the project (use a folder inside it)")
+    if not (samples_dir / str(file)).resolve().is_relative_to(root):
+        where.fail(("data", "input", "file"), f"data file {file!r} is outside the project (use a file inside samples-dir)")
 
     from vml.data.preprocess import OpError, check_ops
 

@@ -66,3 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("ml: interrupted", file=sys.stderr)
         sys.exit(int(ExitCode.INTERRUPTED))
+    except Exception as exc:  # a bug or an environment problem: one line unless --debug
+        if _debug or os.environ.get("VML_DEBUG"):
+            raise
+        print(f"ml: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        sys.exit(int(ExitCode.FAILURE))

@@ -38,9 +38,9 @@ def read_csv(path: Path, target: str) -> Table:
         header = [name.strip() for name in header]
         if target not in header:
             close = difflib.get_close_matches(target, header, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"columns: {', '.join(header[:8])}"
+            hint = f"did you mean {close[0]}?" if close else f"its columns: {', '.join(header[:8])}"
             raise UsageError(
-                f"target column {target!r} is not in {shown} ({hint}; set data.input.target)"
+                f"target column {target!r} is not in {shown} ({hint} Set data.input.target)"
             )
         target_index = header.index(target)
         features = tuple(name for i, name in enumerate(header) if i != target_index)

@@ -152,6 +152,7 @@ def not_found(query: str) -> UsageError:
     names = list(GENERATED_TOPICS) + list(static_topics()) + list(BUILTIN_MODELS)
     for term in glossary():
         names += [term.name.lower(), *(a.lower() for a in term.aliases)]
-    close = difflib.get_close_matches(lookup_key(query), [lookup_key(n) for n in names], n=3, cutoff=0.6)
+    unique = list(dict.fromkeys(lookup_key(n) for n in names))
+    close = difflib.get_close_matches(lookup_key(query), unique, n=3, cutoff=0.6)
     hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "ml help lists the topics"
     return UsageError(f"no help topic or glossary term {query!r} ({hint})")

@@ -88,6 +88,7 @@ class ProgressBar(Callback):
         self.progress.console.print(line, highlight=False, markup=False)
 
     def on_train_start(self, trainer: Trainer) -> None:
+        self.on_step_end(trainer)
         self.progress.start()
 
     def on_step_end(self, trainer: Trainer) -> None:

@@ -16,7 +16,7 @@ import yaml
 
 from vml.atomic import write_text_atomic
 from vml.config import ProjectConfig
-from vml.data.prepare import PreparedData, prepare_data
+from vml.data.prepare import PreparedData
 from vml.errors import ConflictError, UsageError
 from vml.params import display_key
 from vml.store import RunStore
@@ -64,13 +64,12 @@ def train_run(
     project: ProjectConfig,
     name: str,
     hparams: dict[str, Any],
+    data: PreparedData,
     stderr: TextIO = sys.stderr,
 ) -> RunResult:
-    """Prepare data, then train and record run ``name``. Bad input raises before
+    """Train and record run ``name`` on prepared ``data``. Bad input raises before
     anything is recorded; once recorded, the run always ends with a final status."""
-    say = _printer(stderr)
     device = resolve_device(hparams["device"])
-    data = prepare_data(project, hparams["random_seed"], say=say)
     folder = project.trainings_dir / name
     with RunStore(project.trainings_dir / "vml.db") as store:
         try:
