@@ -126,6 +126,14 @@ class Project:
         chosen = self.config.list_columns
         if not chosen:
             return LIST_COLUMNS
+        known = set(PUBLIC_KEYS) | {p.name for p in self.config.declared_hyperparameters()}
+        for column in chosen:
+            if column not in known:
+                import difflib
+
+                close = difflib.get_close_matches(column, sorted(known), n=1)
+                hint = f"did you mean {close[0]}?" if close else "use a column of ml list --format json"
+                raise UsageError(f"unknown column {column!r} in list.columns of {PROJECT_FILE} ({hint})")
         return ("instance", *(c for c in chosen if c != "instance"))
 
     def resolve(self, overrides: dict[str, Any] | list[str] | None = None) -> dict[str, Any]:

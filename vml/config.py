@@ -24,7 +24,7 @@ TRAININGS_DIR = "trainings"
 CACHE_DIR = ".cache"
 
 INPUT_TYPES = ("csv",)
-CACHE_MODES = ("auto", "disk", "mem", "none")
+CACHE_MODES = ("auto", "disk", "none")
 
 # The shape of vergeml.yaml: a dict is a section, None a leaf. `train` holds
 # hyperparameters and `preprocess` a list of ops; both are checked against declarations.
@@ -232,8 +232,10 @@ def _at(file: Path, mark: yaml.Mark | None, message: str) -> tuple[str, str]:
     shown = os.path.relpath(file) if not os.path.relpath(file).startswith("../..") else str(file)
     if mark is None:
         return f"{shown}: {message}", ""
-    lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
-    source = lines[mark.line] if mark.line < len(lines) else ""
+    lines = file.read_text(encoding="utf-8", errors="replace").splitlines() or [""]
+    if mark.line >= len(lines):  # "unexpected end of file": point after the last line
+        mark = yaml.Mark(mark.name, mark.index, len(lines) - 1, len(lines[-1]), None, None)
+    source = lines[mark.line]
     caret = f"  {source}\n  {' ' * mark.column}^"
     return f"{shown}:{mark.line + 1}:{mark.column + 1}: {message}", caret
 

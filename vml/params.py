@@ -103,11 +103,12 @@ class HyperParam:
                 raise ValueError(f"{value!r} is not a finite number")
             return number
         text = str(value).strip()
+        if self.choices or self.pattern:
+            text = text.lower()
         if self.choices:
-            lowered = text.lower()
-            if lowered not in self.choices:
+            if text not in self.choices:
                 raise ValueError(f"{value!r} is not allowed")
-            return lowered
+            return text
         if self.pattern and not re.fullmatch(self.pattern, text):
             raise ValueError(f"{value!r} is not allowed")
         return text
@@ -117,11 +118,11 @@ class HyperParam:
             return
         if self.minimum is not None:
             if self.exclusive_minimum and value <= self.minimum:
-                raise ValueError(f"{value!r} is out of range: must be > {_num(self.minimum)}")
+                raise ValueError(f"{value!r} is out of range")
             if not self.exclusive_minimum and value < self.minimum:
-                raise ValueError(f"{value!r} is out of range: must be >= {_num(self.minimum)}")
+                raise ValueError(f"{value!r} is out of range")
         if self.maximum is not None and value > self.maximum:
-            raise ValueError(f"{value!r} is out of range: must be <= {_num(self.maximum)}")
+            raise ValueError(f"{value!r} is out of range")
 
 
 def _num(value: float) -> str:

@@ -40,13 +40,14 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
     global _debug
-    _debug = debug
+    _debug = _debug or debug
 
 
 app.command("new")(new.new)
 app.command(
     "train",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    options_metavar="[OPTIONS] [--HYPERPARAMETER=VALUE]...",
 )(train.train)
 app.command("list")(list_runs.list_runs)
 app.command("help")(help_cmd.help_topic)
@@ -54,6 +55,11 @@ app.command("help")(help_cmd.help_topic)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``ml``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    global _debug
+    if "--debug" in argv:  # accepted anywhere, also after the command
+        argv.remove("--debug")
+        _debug = True
     try:
         app(args=argv, prog_name="ml")
     except VmlError as exc:

@@ -12,7 +12,7 @@ from vml.errors import UsageError
 
 
 def help_topic(
-    topic: Optional[List[str]] = typer.Argument(None, help="A topic or glossary term, e.g. glossary, train, learning rate."),
+    topic: Optional[List[str]] = typer.Argument(None, metavar="[TOPIC]...", help="A topic or glossary term, e.g. glossary, train, learning rate."),
 ) -> None:
     """Show help topics and glossary terms."""
     if not topic:

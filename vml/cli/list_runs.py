@@ -36,6 +36,9 @@ def list_runs(
     render.print_table(columns, ([_cell(r, c) for c in columns] for r in runs))
 
 
+METRIC_COLUMNS = ("test_acc", "test_loss", "best_metric")
+
+
 def _raw(value: Any) -> Any:
     return "" if value is None else value
 
@@ -51,5 +54,5 @@ def _cell(run: dict[str, Any], column: str) -> str:
     if column == "batch":
         return f"{value}/{run['batches']}"
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:.4f}" if column in METRIC_COLUMNS else f"{value:g}"
     return str(value)

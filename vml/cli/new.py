@@ -16,7 +16,10 @@ def new(
     template: str = typer.Option(api.DEFAULT_TEMPLATE, "--template", "-t", help="Template to copy."),
     list_templates: bool = typer.Option(False, "--list-templates", help="List the templates and exit."),
 ) -> None:
-    """Create a project: vergeml.yaml plus a data set, ready for `ml train`."""
+    """Create a project from a template.
+
+    The project holds a vergeml.yaml and a data set, ready for `ml train`.
+    """
     if list_templates:
         for entry in api.templates():
             print(f"{entry.name:12} {entry.summary}")

@@ -106,7 +106,10 @@ def train_run(
                 store.update_run(run_id, status="failed", ended_at=utcnow(), error=error)
                 log_line(f"failed: {error}")
                 raise
-            log_line(f"{result.status}: test_acc {result.test_acc}, test_loss {result.test_loss}")
+            if result.status == "finished":
+                log_line(f"finished: test_acc {result.test_acc:.4f}, test_loss {result.test_loss:.4f}")
+            else:
+                log_line(f"{result.status}: best {result.monitor} {result.best_metric} at epoch {result.best_epoch}")
             return result
 
 
@@ -159,7 +162,7 @@ def _train(
     )
     trainer.fit()
     if trainer.stop_reason == "cancelled":
-        store.update_run(run_id, status="cancelled", ended_at=utcnow())
+        store.update_run(run_id, status="cancelled", ended_at=utcnow(), epoch=trainer.epoch, step=trainer.step)
         return RunResult(name, "cancelled", best_metric=best.best, best_epoch=best.best_epoch, monitor=best.monitor)
     model.load_state_dict(load_checkpoint(folder / BEST)["model"])
     test_loss, test_acc = evaluate(model, splits["test"])
@@ -191,7 +194,8 @@ def _printer(stream: TextIO) -> Callable[[str], None]:
 
 
 def _write_config(folder: Path, project: ProjectConfig, name: str, hparams: dict[str, Any], data: PreparedData) -> None:
-    """The run's fully resolved config, in vergeml.yaml's shape so it can be reused."""
+    """The run's fully resolved config, in vergeml.yaml's shape plus the run's name,
+    data fingerprint and classes."""
     d = project.data
     resolved = {
         "name": name,
