@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_ml
 
 from vml import api
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture
@@ -26,18 +24,8 @@ def ml(tmp_path: Path):
     CompletedProcess with text stdout/stderr (stdin closed, not a terminal)."""
     home = tmp_path / "home"
     home.mkdir()
-    env = {**os.environ, "HOME": str(home), "COLUMNS": "200"}
-    env.pop("VML_DEBUG", None)
 
     def run(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "vml", *args],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        return run_ml(*args, cwd=cwd, home=home, timeout=timeout)
 
     return run

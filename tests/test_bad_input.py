@@ -49,10 +49,16 @@ def line_of(project: Path, line: str) -> int:
 @pytest.mark.parametrize(
     ("args", "needles"),
     [
-        (["--epochs=1", "--learnin_rate=0.1"], ["--learnin_rate", "did you mean learning_rate", "ml help train"]),
+        (
+            ["--epochs=1", "--learnin_rate=0.1"],
+            ["--learnin_rate", "did you mean learning_rate", "ml help train"],
+        ),
         (["--epochs=ten"], ["--epochs=ten", "not an integer", ">= 1", "e.g. --epochs="]),
         (["--epochs=0"], ["--epochs=0", "out of range", "int >= 1", "e.g. --epochs="]),
-        (["--epochs=1", "--learning_rate=-1"], ["--learning_rate=-1", "out of range", "(0, 10]", "e.g. --learning_rate="]),
+        (
+            ["--epochs=1", "--learning_rate=-1"],
+            ["--learning_rate=-1", "out of range", "(0, 10]", "e.g. --learning_rate="],
+        ),
         (["--epochs=1", "--optimizer=nope"], ["--optimizer=nope", "sgd", "adam", "e.g. --optimizer="]),
     ],
     ids=lambda value: value[-1] if isinstance(value, list) and value[0].startswith("--") else "",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing
-import os
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +44,8 @@ def leftovers(root: Path) -> list[str]:
 
 
 def fingerprint_of(root: Path, name: str) -> str:
-    return api.Project(root).runs()[[r["name"] for r in api.Project(root).runs()].index(name)]["fingerprint"]
+    (run,) = [r for r in api.Project(root).runs() if r["name"] == name]
+    return run["fingerprint"]
 
 
 def assert_entry_ok(entry: Path) -> dict:
@@ -173,7 +173,15 @@ def _empty_manifest(path: Path) -> None:
     (path.parent / "manifest.json").write_text("")
 
 
-@pytest.mark.parametrize("damage", [_truncate, _overwrite, _delete, _empty_manifest], ids=lambda f: f.__name__[1:])
+def _manifest_not_a_mapping(path: Path) -> None:
+    (path.parent / "manifest.json").write_text("null")  # valid JSON, wrong shape
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_truncate, _overwrite, _delete, _empty_manifest, _manifest_not_a_mapping],
+    ids=lambda f: f.__name__[1:],
+)
 def test_damaged_entry_is_detected_and_rebuilt(project: Path, damage) -> None:
     train(project, "first")
     (entry,) = entries(project)
@@ -207,29 +215,31 @@ def _prepare_in_child(root: str, barrier, results) -> None:
     config = api.Project(root).config
     barrier.wait(timeout=60)
     data = prepare_data(config, SEED)
-    results.put((data.fingerprint, np.array(data.x("train")).tobytes() == np.array(data.x("train")).tobytes(),
-                 xxhash.xxh3_128_hexdigest(np.ascontiguousarray(data.x("train")).tobytes())))
+    results.put(
+        (data.fingerprint, xxhash.xxh3_128_hexdigest(np.ascontiguousarray(data.x("train")).tobytes()))
+    )
 
 
 def test_two_processes_preparing_at_once_leave_one_good_entry(project: Path) -> None:
     ctx = multiprocessing.get_context("spawn")
     for _ in range(3):  # a few rounds, each from an empty cache
         cache = project / ".cache"
-        if cache.exists():
-            for entry in entries(project):
-                for f in entry.iterdir():
-                    f.unlink()
-                entry.rmdir()
+        for entry in entries(project):
+            for f in entry.iterdir():
+                f.unlink()
+            entry.rmdir()
         barrier, results = ctx.Barrier(2), ctx.Queue()
-        children = [ctx.Process(target=_prepare_in_child, args=(str(project), barrier, results)) for _ in range(2)]
+        children = [
+            ctx.Process(target=_prepare_in_child, args=(str(project), barrier, results)) for _ in range(2)
+        ]
         for child in children:
             child.start()
         for child in children:
             child.join(timeout=120)
             assert child.exitcode == 0
         got = [results.get(timeout=10) for _ in children]
-        assert len({fp for fp, _, _ in got}) == 1
-        assert len({digest for _, _, digest in got}) == 1  # both see the same data
+        assert len({fp for fp, _ in got}) == 1
+        assert len({digest for _, digest in got}) == 1  # both see the same data
         (entry,) = entries(project)
         assert entry.name == got[0][0]
         assert_entry_ok(entry)

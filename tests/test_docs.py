@@ -3,13 +3,12 @@ README's set-up commands are what CI runs, and every `ml help TOPIC` named exist
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_ml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -23,17 +22,7 @@ TEST_SETUP_COMMENT = "# set up and run the tests"
 
 def ml(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run the real ``ml`` (as ``python -m vml``) outside any project."""
-    env = {**os.environ, "COLUMNS": "100", "HOME": str(cwd)}
-    env.pop("VML_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "vml", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_ml(*args, cwd=cwd, home=cwd, columns=100, timeout=120)
 
 
 def description(help_text: str) -> str:

@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_ml_in_process_report_torch
 
 GLOSSARY_TERMS = (
-    "learning rate", "batch size", "epoch", "optimizer", "SGD", "momentum", "Adam", "loss",
-    "accuracy", "dropout", "weight decay", "early stopping", "overfitting", "underfitting",
-    "hyperparameter", "random seed", "validation split", "test split", "checkpoint", "cache",
+    "learning rate",
+    "batch size",
+    "epoch",
+    "optimizer",
+    "SGD",
+    "momentum",
+    "Adam",
+    "loss",
+    "accuracy",
+    "dropout",
+    "weight decay",
+    "early stopping",
+    "overfitting",
+    "underfitting",
+    "hyperparameter",
+    "random seed",
+    "validation split",
+    "test split",
+    "checkpoint",
+    "cache",
 )
 
 
@@ -107,7 +124,9 @@ def test_help_train_lists_type_default_and_range(tmp_path: Path, ml) -> None:
 
 def test_help_train_in_a_project_shows_the_file_value(project: Path, ml) -> None:
     spec = project / "vergeml.yaml"
-    spec.write_text(spec.read_text(encoding="utf-8").replace("  epochs: 20\n", "  epochs: 37\n"), encoding="utf-8")
+    spec.write_text(
+        spec.read_text(encoding="utf-8").replace("  epochs: 20\n", "  epochs: 37\n"), encoding="utf-8"
+    )
     sub = project / "data"  # found from a subdirectory too
 
     page = ok(ml("help", "train", cwd=sub))
@@ -139,18 +158,6 @@ def test_top_level_help_lists_the_commands(tmp_path: Path, ml) -> None:
 
 
 def test_help_does_not_import_torch(tmp_path: Path) -> None:
-    code = (
-        "import sys\n"
-        "from vml.cli import main\n"
-        "try:\n"
-        "    main(['help', 'train'])\n"
-        "except SystemExit as exc:\n"
-        "    assert not exc.code, exc.code\n"
-        "print('torch' in sys.modules, file=sys.stderr)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert "--learning-rate" in result.stdout
-    assert result.stderr.strip().splitlines()[-1] == "False"
+    stdout, imported_torch = run_ml_in_process_report_torch(["help", "train"], tmp_path)
+    assert "--learning-rate" in stdout
+    assert not imported_torch

@@ -8,11 +8,10 @@ import io
 import json
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_ml_in_process_report_torch
 
 from vml import api
 
@@ -83,7 +82,7 @@ def test_csv_parses_with_the_same_header(trained: Path, ml) -> None:
     assert [row[0] for row in rows[1:]] == [NEWER, OLDER]
     by_json = {run["instance"]: run for run in listed(ml, trained)}
     for row in rows[1:]:
-        record = dict(zip(COLUMNS, row))
+        record = dict(zip(COLUMNS, row, strict=False))
         assert record["status"] == "finished"
         assert float(record["test_acc"]) == pytest.approx(by_json[record["instance"]]["test_acc"])
 
@@ -171,21 +170,9 @@ def test_list_outside_a_project_fails(tmp_path: Path, ml) -> None:
 
 
 def test_list_does_not_import_torch(trained: Path) -> None:
-    code = (
-        "import sys\n"
-        "from vml.cli import main\n"
-        "try:\n"
-        "    main(['list'])\n"
-        "except SystemExit as exc:\n"
-        "    assert not exc.code, exc.code\n"
-        "print('torch' in sys.modules, file=sys.stderr)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=trained, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert NEWER in result.stdout  # it really listed the runs
-    assert result.stderr.strip().splitlines()[-1] == "False"
+    stdout, imported_torch = run_ml_in_process_report_torch(["list"], trained)
+    assert NEWER in stdout  # it really listed the runs
+    assert not imported_torch
 
 
 def test_store_is_wal_and_intact(trained: Path) -> None:

@@ -44,9 +44,7 @@ def test_seeded_rng_is_reproducible() -> None:
     first = [generate_name(rng=random.Random(7)) for _ in range(3)]
     assert len(set(first)) == 1
     rng_a, rng_b = random.Random(42), random.Random(42)
-    assert [generate_name(rng=rng_a) for _ in range(50)] == [
-        generate_name(rng=rng_b) for _ in range(50)
-    ]
+    assert [generate_name(rng=rng_a) for _ in range(50)] == [generate_name(rng=rng_b) for _ in range(50)]
 
 
 def test_exhausted_word_lists_fall_back_to_numeric_suffix(

@@ -14,6 +14,7 @@ import pytest
 
 POLL_SECONDS = 0.1
 
+
 def wait_until(predicate, deadline_seconds: float, what: str):
     """Poll ``predicate`` until it returns something truthy or the deadline passes."""
     deadline = time.monotonic() + deadline_seconds

@@ -22,7 +22,7 @@ import yaml
 from vml import api
 from vml.data.prepare import prepare_data
 from vml.models import get_model
-from vml.train.loop import Split, evaluate
+from vml.train.loop import Tensors, evaluate
 
 EPOCHS = 20
 STEPS = 23  # ceil(1437 training samples / batch size 64)
@@ -54,7 +54,12 @@ def run_ml(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess:
     env.pop("VML_DEBUG", None)
     return subprocess.run(
         [sys.executable, "-m", "vml", *args],
-        cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -92,7 +97,10 @@ def test_demo_finishes_with_good_accuracy_and_names_the_run(demo: DemoRun) -> No
     lines = demo.process.stdout.splitlines()
     # Progress goes to stderr; stdout is the one result line.
     assert len(lines) == 1
-    assert lines[-1] == f"{row['name']}: finished, test_acc {row['test_acc']:.4f}, test_loss {row['test_loss']:.4f}"
+    assert (
+        lines[-1]
+        == f"{row['name']}: finished, test_acc {row['test_acc']:.4f}, test_loss {row['test_loss']:.4f}"
+    )
     shown = re.fullmatch(r"(\S+): finished, test_acc (\d\.\d{4}), test_loss (\d+\.\d{4})", lines[-1])
     assert shown is not None
     assert float(shown.group(2)) >= 0.90
@@ -200,8 +208,7 @@ def test_best_checkpoint_is_the_first_best_epoch(demo: DemoRun) -> None:
             improved.append(epoch)
             record = value
     marked = [
-        int(m[1]) for line in demo.process.stderr.splitlines()
-        if (m := SUMMARY_LINE.match(line)) and m[3]
+        int(m[1]) for line in demo.process.stderr.splitlines() if (m := SUMMARY_LINE.match(line)) and m[3]
     ]
     assert marked == improved
 
@@ -211,7 +218,7 @@ def test_checkpoints_reload_and_reproduce_test_score(demo: DemoRun) -> None:
     data = prepare_data(config, 42)
     assert data.reused and data.fingerprint == demo.row["fingerprint"]
     hparams = json.loads(demo.row["hyperparameters"])
-    test = Split(torch.from_numpy(np.array(data.x("test"))), torch.from_numpy(np.array(data.y("test"))))
+    test = Tensors(torch.from_numpy(np.array(data.x("test"))), torch.from_numpy(np.array(data.y("test"))))
 
     best = torch.load(demo.folder / "best.pt", weights_only=True)
     model = get_model("mlp").build(data.input_shape, len(data.classes), **hparams)

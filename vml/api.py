@@ -182,9 +182,23 @@ LIST_COLUMNS = ("instance", "model", "status", "training_start", "epoch", "batch
 
 
 PUBLIC_KEYS = (
-    "instance", "model", "status", "training_start", "training_end", "epoch", "epochs", "batch",
-    "batches", "test_acc", "test_loss", "monitor", "best_metric", "best_epoch", "fingerprint",
-    "error", "hyperparameters",
+    "instance",
+    "model",
+    "status",
+    "training_start",
+    "training_end",
+    "epoch",
+    "epochs",
+    "batch",
+    "batches",
+    "test_acc",
+    "test_loss",
+    "monitor",
+    "best_metric",
+    "best_epoch",
+    "fingerprint",
+    "error",
+    "hyperparameters",
 )
 
 
@@ -235,4 +249,3 @@ def sort_runs(runs: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     present = [r for r in runs if run_value(r, field) is not None]
     missing = [r for r in runs if run_value(r, field) is None]
     return sorted(present, key=lambda r: run_value(r, field), reverse=descending) + missing
-

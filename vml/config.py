@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -141,9 +142,7 @@ def load_project(root: Path | str) -> ProjectConfig:
     data = _data_config(root, tree, where)
     hyper = _file_hyperparameters(tree, marks, model, where)
     columns = tree.get("list", {}).get("columns")
-    if columns is not None and not (
-        isinstance(columns, list) and all(isinstance(c, str) for c in columns)
-    ):
+    if columns is not None and not (isinstance(columns, list) and all(isinstance(c, str) for c in columns)):
         where.fail(("list", "columns"), "list.columns must be a list of column names")
     return ProjectConfig(
         root=root,
@@ -163,9 +162,7 @@ def parse_cli_overrides(args: Iterable[str]) -> dict[str, tuple[str, str]]:
     while i < len(items):
         arg = items[i]
         if not arg.startswith("--") or len(arg) == 2:
-            raise UsageError(
-                f"unexpected argument {arg!r} (hyperparameters look like --learning-rate=0.01)"
-            )
+            raise UsageError(f"unexpected argument {arg!r} (hyperparameters look like --learning-rate=0.01)")
         flag, eq, value = arg.partition("=")
         if not eq:
             if i + 1 >= len(items) or items[i + 1].startswith("--"):
@@ -180,9 +177,7 @@ def parse_cli_overrides(args: Iterable[str]) -> dict[str, tuple[str, str]]:
     return result
 
 
-def resolve_hyperparameters(
-    project: ProjectConfig, overrides: dict[str, tuple[str, str]]
-) -> dict[str, Any]:
+def resolve_hyperparameters(project: ProjectConfig, overrides: dict[str, tuple[str, str]]) -> dict[str, Any]:
     """Merge declared defaults < project file < command line, validating each value."""
     declared = {p.name: p for p in project.declared_hyperparameters()}
     values = {name: p.default for name, p in declared.items()}
@@ -192,15 +187,12 @@ def resolve_hyperparameters(
         param = declared.get(key)
         if param is None:
             hint = _closest(key, declared, like=flag[2:])
-            raise UsageError(
-                f"unknown hyperparameter {flag}{hint} (ml help train lists them)"
-            )
+            raise UsageError(f"unknown hyperparameter {flag}{hint} (ml help train lists them)")
         try:
             values[key] = param.parse(raw)
         except ValueError as exc:
             raise UsageError(
-                f"invalid value {flag}={raw}: {exc}; expected {_expected(param)}, "
-                f"e.g. {flag}={param.default}"
+                f"invalid value {flag}={raw}: {exc}; expected {_expected(param)}, e.g. {flag}={param.default}"
             ) from None
     return values
 
@@ -284,7 +276,10 @@ def _check_keys(tree: dict, schema: dict, path: tuple, where: _Locator) -> None:
         if key not in schema:
             section = ".".join(path) + "." if path else ""
             raw = f"{section}{display_key(key)}"
-            hint = _closest(key, schema, like="-") or f" (known keys: {', '.join(display_key(k) for k in schema)})"
+            hint = (
+                _closest(key, schema, like="-")
+                or f" (known keys: {', '.join(display_key(k) for k in schema)})"
+            )
             where.fail((*path, key, "__key__"), f"unknown key {raw!r}{hint}")
         sub = schema[key]
         if isinstance(sub, dict):
@@ -309,7 +304,10 @@ def _data_config(root: Path, tree: dict, where: _Locator) -> DataConfig:
     source = data.get("input") or {}
     input_type = str(source.get("type", "csv")).lower()
     if input_type not in INPUT_TYPES:
-        where.fail(("data", "input", "type"), f"unknown input type {input_type!r} (use one of: {', '.join(INPUT_TYPES)})")
+        where.fail(
+            ("data", "input", "type"),
+            f"unknown input type {input_type!r} (use one of: {', '.join(INPUT_TYPES)})",
+        )
     cache = str(data.get("cache", "auto")).lower()
     if cache not in CACHE_MODES:
         where.fail(("data", "cache"), f"unknown cache mode {cache!r} (use one of: {', '.join(CACHE_MODES)})")
@@ -318,9 +316,15 @@ def _data_config(root: Path, tree: dict, where: _Locator) -> DataConfig:
         where.fail(("data", "input"), "data.input.file is missing (name the CSV file, e.g. file: digits.csv)")
     samples_dir = (root / str(tree.get("samples_dir", "data"))).resolve()
     if not samples_dir.is_relative_to(root):
-        where.fail(("samples_dir",), f"samples-dir {tree['samples_dir']!r} is outside the project (use a folder inside it)")
+        where.fail(
+            ("samples_dir",),
+            f"samples-dir {tree['samples_dir']!r} is outside the project (use a folder inside it)",
+        )
     if not (samples_dir / str(file)).resolve().is_relative_to(root):
-        where.fail(("data", "input", "file"), f"data file {file!r} is outside the project (use a file inside samples-dir)")
+        where.fail(
+            ("data", "input", "file"),
+            f"data file {file!r} is outside the project (use a file inside samples-dir)",
+        )
 
     from vml.data.preprocess import OpError, check_ops
 
@@ -359,13 +363,13 @@ def _split(tree: dict, key: str, where: _Locator) -> Split:
             return Split("count", int(text))
     except ValueError:
         pass
-    where.fail((key,), f"invalid {display_key(key)} {value!r} (use a percentage like 10% or a count like 150)")
+    where.fail(
+        (key,), f"invalid {display_key(key)} {value!r} (use a percentage like 10% or a count like 150)"
+    )
     raise AssertionError("unreachable")
 
 
-def _file_hyperparameters(
-    tree: dict, marks: dict, model: ModelSpec, where: _Locator
-) -> dict[str, Located]:
+def _file_hyperparameters(tree: dict, marks: dict, model: ModelSpec, where: _Locator) -> dict[str, Located]:
     declared = {p.name: p for p in TRAINING_PARAMS + model.hyperparameters}
     found: dict[str, Located] = {}
     layers = [((k,), tree[k]) for k in TOP_LEVEL_HYPERPARAMS if k in tree]
@@ -378,10 +382,12 @@ def _file_hyperparameters(
         param = declared.get(key)
         if param is None:
             hint = _closest(key, declared, like="-")
-            where.fail((*path, "__key__"), f"unknown hyperparameter {display_key(key)!r}{hint} (ml help train lists them)")
+            where.fail(
+                (*path, "__key__"),
+                f"unknown hyperparameter {display_key(key)!r}{hint} (ml help train lists them)",
+            )
         try:
             found[key] = Located(param.parse(raw), marks.get(path))
         except ValueError as exc:
             where.fail(path, f"invalid value for {display_key(key)}: {exc}; expected {_expected(param)}")
     return found
-

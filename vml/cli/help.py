@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
-
 import typer
 
 from vml import help as topics
@@ -12,7 +10,9 @@ from vml.errors import UsageError
 
 
 def help_topic(
-    topic: Optional[List[str]] = typer.Argument(None, metavar="[TOPIC]...", help="A topic or glossary term, e.g. glossary, train, learning rate."),
+    topic: list[str] | None = typer.Argument(
+        None, metavar="[TOPIC]...", help="A topic or glossary term, e.g. glossary, train, learning rate."
+    ),
 ) -> None:
     """Show help topics and glossary terms."""
     if not topic:

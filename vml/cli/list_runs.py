@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -13,7 +13,7 @@ from vml.errors import UsageError
 
 
 def list_runs(
-    sort: Optional[str] = typer.Option(
+    sort: str | None = typer.Option(
         None, "--sort", "-s", help="Sort by a column or hyperparameter; KEY:desc or -KEY for descending."
     ),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv."),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -12,7 +11,9 @@ from vml.errors import UsageError
 
 
 def new(
-    directory: Optional[Path] = typer.Argument(None, help="The new project's directory (must not exist, or be empty)."),
+    directory: Path | None = typer.Argument(
+        None, help="The new project's directory (must not exist, or be empty)."
+    ),
     template: str = typer.Option(api.DEFAULT_TEMPLATE, "--template", "-t", help="Template to copy."),
     list_templates: bool = typer.Option(False, "--list-templates", help="List the templates and exit."),
 ) -> None:

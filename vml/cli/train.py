@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import typer
 
@@ -13,7 +12,9 @@ from vml.errors import ExitCode
 
 def train(
     ctx: typer.Context,
-    name: Optional[str] = typer.Option(None, "--name", help="Name of the run (default: a generated adjective-noun)."),
+    name: str | None = typer.Option(
+        None, "--name", help="Name of the run (default: a generated adjective-noun)."
+    ),
 ) -> None:
     """Train the project's model and record the run.
 
@@ -25,6 +26,10 @@ def train(
     if result.status == "finished":
         print(f"{result.name}: finished, test_acc {result.test_acc:.4f}, test_loss {result.test_loss:.4f}")
         return
-    best = f", best {result.monitor} {result.best_metric:.4f} at epoch {result.best_epoch} kept in best.pt" if result.best_epoch else ""
+    best = (
+        f", best {result.monitor} {result.best_metric:.4f} at epoch {result.best_epoch} kept in best.pt"
+        if result.best_epoch
+        else ""
+    )
     print(f"{result.name}: {result.status}{best}")
     sys.exit(int(ExitCode.INTERRUPTED))

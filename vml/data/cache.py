@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from vml.atomic import fsync_dir
+from vml.atomic import fsync_dir, shared_mode, write_text_atomic
 
 MANIFEST = "manifest.json"
 
@@ -49,7 +49,7 @@ class CacheStore:
                 if _checksum(path) != info["xxh3"]:
                     return None
                 arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
         return arrays, manifest
 
@@ -58,6 +58,7 @@ class CacheStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         target = self.entry_dir(fingerprint)
         staging = Path(tempfile.mkdtemp(dir=self.directory, prefix=".tmp-"))
+        os.chmod(staging, shared_mode(0o777))
         try:
             files = {}
             for name, array in arrays.items():
@@ -78,7 +79,7 @@ class CacheStore:
                 "arrays": files,
                 **meta,
             }
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+            write_text_atomic(staging / MANIFEST, json.dumps(manifest, indent=2))
             if target.exists():
                 # A damaged entry (or one another process just wrote) is replaced whole.
                 if self.load(fingerprint) is not None:

@@ -39,9 +39,7 @@ def read_csv(path: Path, target: str) -> Table:
         if target not in header:
             close = difflib.get_close_matches(target, header, n=1)
             hint = f"did you mean {close[0]}?" if close else f"its columns: {', '.join(header[:8])}"
-            raise UsageError(
-                f"target column {target!r} is not in {shown} ({hint} Set data.input.target)"
-            )
+            raise UsageError(f"target column {target!r} is not in {shown} ({hint} Set data.input.target)")
         target_index = header.index(target)
         features = tuple(name for i, name in enumerate(header) if i != target_index)
         rows: list[list[float]] = []
@@ -59,7 +57,8 @@ def read_csv(path: Path, target: str) -> Table:
             try:
                 rows.append([float(v) for v in values])
             except ValueError:
-                column, bad = next((f, v) for f, v in zip(features, values) if not _is_number(v))
+                pairs = zip(features, values, strict=True)
+                column, bad = next((f, v) for f, v in pairs if not _is_number(v))
                 raise UsageError(
                     f"{shown} line {line}, column {column!r}: {bad!r} is not a number "
                     "(fix the value or drop the column)"

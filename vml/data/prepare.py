@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -79,10 +79,16 @@ def prepare_data(
     arrays |= {f"state.{name}": value for name, value in states.items()}
     sizes = ", ".join(f"{len(indices[s])} {s}" for s in SPLITS)
     if use_disk:
-        meta = {"source": shown, "classes": list(table.classes), "features": list(table.features), "parts": parts}
+        meta = {
+            "source": shown,
+            "classes": list(table.classes),
+            "features": list(table.features),
+            "parts": parts,
+        }
         store.save(key, arrays, meta)
         say(f"data: prepared {shown} ({sizes}) -> .cache/{key}")
     else:
         say(f"data: prepared {shown} ({sizes}); cache is off")
-    stats.save()
+    if use_disk:
+        stats.save()
     return PreparedData(arrays, table.classes, key, reused=False)

@@ -4,8 +4,9 @@ training split only and then applied to every split."""
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +102,10 @@ def check_ops(ops: list[Any]) -> tuple[dict[str, Any], ...]:
             param = declared.get(key)
             if param is None:
                 known = ", ".join(display_key(k) for k in declared) or "none"
-                raise OpError((index, key, "__key__"), f"unknown option {display_key(key)!r} for op {name} (options: {known})")
+                raise OpError(
+                    (index, key, "__key__"),
+                    f"unknown option {display_key(key)!r} for op {name} (options: {known})",
+                )
             try:
                 options[key] = param.parse(value)
             except ValueError as exc:

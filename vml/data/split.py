@@ -24,7 +24,7 @@ def split_indices(y: np.ndarray, val: Split, test: Split, seed: int) -> dict[str
     take_test = _allocate(n_test, counts)
     take_val = _allocate(n_val, counts - take_test)
     parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
-    for members, t, v in zip(by_class, take_test, take_val):
+    for members, t, v in zip(by_class, take_test, take_val, strict=True):
         parts["test"].append(members[:t])
         parts["val"].append(members[t : t + v])
         parts["train"].append(members[t + v :])

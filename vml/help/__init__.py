@@ -73,8 +73,11 @@ def topic_list() -> str:
     rows = {**GENERATED_TOPICS, **{k: v[0] for k, v in static_topics().items()}}
     lines = ["# Help topics", "", "Run `ml help TOPIC` for one of these:", ""]
     lines += [f"- **{name}**: {summary}" for name, summary in sorted(rows.items())]
-    lines += ["", "`ml help TERM` explains a glossary term, e.g. `ml help learning rate`.",
-              "`ml COMMAND --help` shows a command's options."]
+    lines += [
+        "",
+        "`ml help TERM` explains a glossary term, e.g. `ml help learning rate`.",
+        "`ml COMMAND --help` shows a command's options.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -88,7 +91,9 @@ def _param_table(params: tuple[HyperParam, ...], file_values: dict[str, object])
         default = f"{p.default}"
         if p.name in file_values:
             default += f" (vergeml.yaml: {file_values[p.name]})"
-        rows.append(f"| --{display_key(p.name)} | {p.type_name} | {default} | {p.describe_range()} | {p.help} |")
+        rows.append(
+            f"| --{display_key(p.name)} | {p.type_name} | {default} | {p.describe_range()} | {p.help} |"
+        )
     return rows
 
 
@@ -118,14 +123,22 @@ def models_page() -> str:
 
 
 def model_page(model: ModelSpec) -> str:
-    return "\n".join([f"# Model {model.name}", "", model.summary, "", *_param_table(model.hyperparameters, {})]) + "\n"
+    return (
+        "\n".join([f"# Model {model.name}", "", model.summary, "", *_param_table(model.hyperparameters, {})])
+        + "\n"
+    )
 
 
 def preprocess_page() -> str:
     from vml.data.preprocess import OPS
 
-    lines = ["# Preprocessing ops", "", "List them under `data: preprocess:` in vergeml.yaml; "
-             "they run in order, fitted on the training split only.", ""]
+    lines = [
+        "# Preprocessing ops",
+        "",
+        "List them under `data: preprocess:` in vergeml.yaml; "
+        "they run in order, fitted on the training split only.",
+        "",
+    ]
     for op in OPS.values():
         options = ", ".join(f"`{display_key(o.name)}` (default {o.default})" for o in op.options) or "none"
         lines += [f"## {op.name}", "", op.help, "", f"Options: {options}", ""]

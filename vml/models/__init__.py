@@ -25,7 +25,7 @@ class ModelSpec:
     hyperparameters: tuple[HyperParam, ...]
     factory: str
 
-    def build(self, input_shape: tuple[int, ...], num_classes: int, **hparams: Any) -> "nn.Module":
+    def build(self, input_shape: tuple[int, ...], num_classes: int, **hparams: Any) -> nn.Module:
         """Import the model's code and construct the network."""
         module_name, function_name = self.factory.split(":")
         factory = getattr(importlib.import_module(module_name), function_name)
@@ -40,8 +40,12 @@ MLP = ModelSpec(
         HyperParam("hidden_size", int, 128, "Units in each hidden layer.", minimum=1),
         HyperParam("hidden_layers", int, 1, "Number of hidden layers.", minimum=0, maximum=16),
         HyperParam(
-            "dropout", float, 0.1, "Fraction of hidden units dropped while training.",
-            minimum=0, maximum=0.95,
+            "dropout",
+            float,
+            0.1,
+            "Fraction of hidden units dropped while training.",
+            minimum=0,
+            maximum=0.95,
         ),
     ),
     factory="vml.models.mlp:build",

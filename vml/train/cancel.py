@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from vml.train.callbacks import Callback
 from vml.train.loop import Trainer
@@ -20,10 +21,10 @@ class CancelOnSignal(Callback):
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: object) -> None:
+        # Only set the flag: printing from a handler can re-enter a print in progress.
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
-        self.notify("stopping after this batch (press Ctrl-C again to stop at once)")
 
     def on_train_start(self, trainer: Trainer) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -31,8 +32,9 @@ class CancelOnSignal(Callback):
                 self._previous[signum] = signal.signal(signum, self._handle)
 
     def on_step_end(self, trainer: Trainer) -> None:
-        if self.requested:
+        if self.requested and trainer.stop_reason is None:
             trainer.stop_reason = "cancelled"
+            self.notify("stopping after this batch (press Ctrl-C again to stop at once)")
 
     on_epoch_end = on_step_end
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from vml.atomic import fsync_dir
+from vml.atomic import fsync_dir, shared_mode
 from vml.train.callbacks import Callback
 from vml.train.loop import Trainer
 
@@ -26,6 +26,7 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
             torch.save(state, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, shared_mode())
         os.replace(tmp, path)
         fsync_dir(path.parent)
     except BaseException:

@@ -4,8 +4,9 @@ on the device, so the loop adds nothing measurable to a hand-written one."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -13,7 +14,9 @@ from torch import nn
 from vml.train.callbacks import Callback
 
 
-def build_optimizer(name: str, params: Any, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+def build_optimizer(
+    name: str, params: Any, lr: float, momentum: float, weight_decay: float
+) -> torch.optim.Optimizer:
     """The optimizer named by the ``optimizer`` hyperparameter."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
@@ -29,7 +32,7 @@ def build_optimizer(name: str, params: Any, lr: float, momentum: float, weight_d
 
 
 @dataclass
-class Split:
+class Tensors:
     """One split's features and class indices, on the training device."""
 
     x: torch.Tensor
@@ -40,7 +43,7 @@ class Split:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, batch_size: int = 1024) -> tuple[float, float]:
+def evaluate(model: nn.Module, split: Tensors, batch_size: int = 1024) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy of ``model`` on ``split``."""
     model.eval()
     total_loss, correct = 0.0, 0
@@ -59,8 +62,8 @@ class Trainer:
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    train: Split
-    val: Split
+    train: Tensors
+    val: Tensors
     epochs: int
     batch_size: int
     generator: torch.Generator
@@ -96,8 +99,9 @@ class Trainer:
             order = torch.randperm(len(self.train), generator=self.generator).to(self.train.x.device)
             total_loss, correct, seen = 0.0, 0, 0
             self.logs = {}
-            for self.step in range(1, self.steps_per_epoch + 1):
-                index = order[(self.step - 1) * self.batch_size : self.step * self.batch_size]
+            for step in range(1, self.steps_per_epoch + 1):
+                self.step = step
+                index = order[(step - 1) * self.batch_size : step * self.batch_size]
                 x, y = self.train.x[index], self.train.y[index]
                 self.optimizer.zero_grad(set_to_none=True)
                 out = self.model(x)

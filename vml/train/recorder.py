@@ -28,9 +28,7 @@ class StoreRecorder(Callback):
         now = time.monotonic()
         if now - self._last_flush >= FLUSH_SECONDS:
             self._last_flush = now
-            self.store.update_run(
-                self.run_id, epoch=trainer.epoch, step=trainer.step, heartbeat=utcnow()
-            )
+            self.store.update_run(self.run_id, epoch=trainer.epoch, step=trainer.step, heartbeat=utcnow())
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         now = utcnow()

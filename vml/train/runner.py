@@ -6,9 +6,10 @@ import os
 import socket
 import sqlite3
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from vml.store import RunStore
 from vml.store.runs import utcnow
 from vml.train.cancel import CancelOnSignal
 from vml.train.checkpoint import BEST, BestCheckpoint, LastCheckpoint, load_checkpoint
-from vml.train.loop import Split, Trainer, build_optimizer, evaluate
+from vml.train.loop import Tensors, Trainer, build_optimizer, evaluate
 from vml.train.progress import LogLines, ProgressBar
 from vml.train.recorder import StoreRecorder
 
@@ -90,7 +91,9 @@ def train_run(
             folder.mkdir(parents=True)
         except FileExistsError:
             store.db["runs"].delete(run_id)
-            raise ConflictError(f"folder {folder} already exists (pick another --name or remove it)") from None
+            raise ConflictError(
+                f"folder {folder} already exists (pick another --name or remove it)"
+            ) from None
         _write_config(folder, project, name, hparams, data)
         with (folder / LOG_FILE).open("a", encoding="utf-8", buffering=1) as log:
             log_line = lambda line: log.write(line + "\n")  # noqa: E731
@@ -109,7 +112,8 @@ def train_run(
             if result.status == "finished":
                 log_line(f"finished: test_acc {result.test_acc:.4f}, test_loss {result.test_loss:.4f}")
             else:
-                log_line(f"{result.status}: best {result.monitor} {result.best_metric} at epoch {result.best_epoch}")
+                best = f"best {result.monitor} {result.best_metric} at epoch {result.best_epoch}"
+                log_line(f"{result.status}: {best}")
             return result
 
 
@@ -127,11 +131,16 @@ def _train(
 ) -> RunResult:
     torch.manual_seed(hparams["random_seed"])
     generator = torch.Generator().manual_seed(hparams["random_seed"])
-    splits = {s: Split(_tensor(data.x(s), device), _tensor(data.y(s), device)) for s in ("train", "val", "test")}
+    splits = {
+        s: Tensors(_tensor(data.x(s), device), _tensor(data.y(s), device)) for s in ("train", "val", "test")
+    }
     model = project.model.build(data.input_shape, len(data.classes), **hparams).to(device)
     optimizer = build_optimizer(
-        hparams["optimizer"], model.parameters(), hparams["learning_rate"],
-        hparams["momentum"], hparams["weight_decay"],
+        hparams["optimizer"],
+        model.parameters(),
+        hparams["learning_rate"],
+        hparams["momentum"],
+        hparams["weight_decay"],
     )
     extra = {
         "model_name": project.model.name,
@@ -158,16 +167,31 @@ def _train(
         batch_size=hparams["batch_size"],
         generator=generator,
         # Checkpoints run before output and recording, so both can report "best".
-        callbacks=[cancel, best, LastCheckpoint(folder, extra), *progress, StoreRecorder(store, run_id, best)],
+        callbacks=[
+            cancel,
+            best,
+            LastCheckpoint(folder, extra),
+            *progress,
+            StoreRecorder(store, run_id, best),
+        ],
     )
     trainer.fit()
     if trainer.stop_reason == "cancelled":
-        store.update_run(run_id, status="cancelled", ended_at=utcnow(), epoch=trainer.epoch, step=trainer.step)
-        return RunResult(name, "cancelled", best_metric=best.best, best_epoch=best.best_epoch, monitor=best.monitor)
+        store.update_run(
+            run_id, status="cancelled", ended_at=utcnow(), epoch=trainer.epoch, step=trainer.step
+        )
+        return RunResult(
+            name, "cancelled", best_metric=best.best, best_epoch=best.best_epoch, monitor=best.monitor
+        )
     model.load_state_dict(load_checkpoint(folder / BEST)["model"])
     test_loss, test_acc = evaluate(model, splits["test"])
     store.update_run(
-        run_id, status="finished", ended_at=utcnow(), test_acc=test_acc, test_loss=test_loss, heartbeat=utcnow()
+        run_id,
+        status="finished",
+        ended_at=utcnow(),
+        test_acc=test_acc,
+        test_loss=test_loss,
+        heartbeat=utcnow(),
     )
     return RunResult(name, "finished", test_acc, test_loss, best.best, best.best_epoch, best.monitor)
 
@@ -193,7 +217,9 @@ def _printer(stream: TextIO) -> Callable[[str], None]:
     return say
 
 
-def _write_config(folder: Path, project: ProjectConfig, name: str, hparams: dict[str, Any], data: PreparedData) -> None:
+def _write_config(
+    folder: Path, project: ProjectConfig, name: str, hparams: dict[str, Any], data: PreparedData
+) -> None:
     """The run's fully resolved config, in vergeml.yaml's shape plus the run's name,
     data fingerprint and classes."""
     d = project.data
