@@ -11,7 +11,6 @@ from helpers import run_ml
 from vml import api
 
 
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A project made by ``ml new`` from the default (digits) template."""
