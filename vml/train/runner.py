@@ -98,8 +98,9 @@ def train_run(
         with (folder / LOG_FILE).open("a", encoding="utf-8", buffering=1) as log:
             log_line = lambda line: log.write(line + "\n")  # noqa: E731
             log_line(f"run {name}: model {project.model.name}, device {device}, started {utcnow()}")
+            run = _Run(project, name, hparams, data, device, folder, store, run_id, log_line)
             try:
-                result = _train(project, name, hparams, data, device, folder, store, run_id, stderr, log_line)
+                result = _train(run, stderr)
             except KeyboardInterrupt:
                 store.update_run(run_id, status="cancelled", ended_at=utcnow())
                 log_line("cancelled")
@@ -117,18 +118,24 @@ def train_run(
             return result
 
 
-def _train(
-    project: ProjectConfig,
-    name: str,
-    hparams: dict[str, Any],
-    data: PreparedData,
-    device: torch.device,
-    folder: Path,
-    store: RunStore,
-    run_id: int,
-    stderr: TextIO,
-    log_line: Callable[[str], None],
-) -> RunResult:
+@dataclass(frozen=True)
+class _Run:
+    """What the loop needs to know about the run it trains."""
+
+    project: ProjectConfig
+    name: str
+    hparams: dict[str, Any]
+    data: PreparedData
+    device: torch.device
+    folder: Path
+    store: RunStore
+    run_id: int
+    log_line: Callable[[str], None]
+
+
+def _train(run: _Run, stderr: TextIO) -> RunResult:
+    project, name, hparams, data, device = run.project, run.name, run.hparams, run.data, run.device
+    folder, store, run_id, log_line = run.folder, run.store, run.run_id, run.log_line
     torch.manual_seed(hparams["random_seed"])
     generator = torch.Generator().manual_seed(hparams["random_seed"])
     splits = {
