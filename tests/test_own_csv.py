@@ -71,7 +71,12 @@ def test_numeric_classes_train_and_list(tmp_path: Path, ml) -> None:
     config = yaml.safe_load((root / "trainings" / "blobs-run" / "config.yaml").read_text())
     assert config["classes"] == ["0", "1", "2"]
     assert config["samples-dir"] == "samples"
-    assert config["data"]["input"] == {"type": "csv", "file": "blobs.csv", "target": "species"}
+    assert config["data"]["input"] == {
+        "type": "csv",
+        "file": "blobs.csv",
+        "target": "species",
+        "missing": "error",
+    }
 
 
 def test_string_labels_train_and_config_records_classes(tmp_path: Path) -> None:

@@ -150,7 +150,12 @@ def test_demo_folder_holds_config_checkpoints_and_log(demo: DemoRun) -> None:
     assert config["model"] == "mlp"
     assert config["fingerprint"] == demo.row["fingerprint"]
     assert config["classes"] == [str(d) for d in range(10)]
-    assert config["data"]["input"] == {"type": "csv", "file": "digits.csv", "target": "label"}
+    assert config["data"]["input"] == {
+        "type": "csv",
+        "file": "digits.csv",
+        "target": "label",
+        "missing": "error",
+    }
     train = config["train"]
     assert train["epochs"] == EPOCHS
     assert train["learning-rate"] == 0.001

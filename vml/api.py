@@ -249,3 +249,120 @@ def sort_runs(runs: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     present = [r for r in runs if run_value(r, field) is not None]
     missing = [r for r in runs if run_value(r, field) is None]
     return sorted(present, key=lambda r: run_value(r, field), reverse=descending) + missing
+
+
+# The data cache (``ml cache``). Entries are kept while a run in one of these states
+# uses them; a run whose folder was deleted no longer holds its entry.
+CACHE_KEEP_STATES = ("running", "queued")
+
+
+def _cache_store(project: Project):
+    from vml.data.cache import CacheStore
+
+    return CacheStore(project.config.cache_dir)
+
+
+def _runs_by_fingerprint(project: Project) -> dict[str, list[dict[str, Any]]]:
+    """Recorded runs (oldest first) grouped by data fingerprint, deleted runs left out."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for run in reversed(project.runs()):
+        if run["fingerprint"] and run["status"] != "deleted":
+            found.setdefault(run["fingerprint"], []).append(run)
+    return found
+
+
+def _entry_dict(entry, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "fingerprint": entry.fingerprint,
+        "source": entry.source,
+        "size": entry.size,
+        "created": entry.created,
+        "last_used": entry.last_used,
+        "status": entry.status,
+        "problem": entry.problem,
+        "runs": [run["name"] for run in runs],
+    }
+
+
+def _removal(kind: str, name: str, size: int, reason: str, entry: dict | None = None) -> dict[str, Any]:
+    """One item ``prune_cache``/``clear_cache`` removes (or would remove)."""
+    entry = entry or {}
+    return {
+        "kind": kind,  # entry, staging (a leftover of a writer that died) or stat-cache
+        "name": name,
+        "fingerprint": entry.get("fingerprint"),
+        "source": entry.get("source"),
+        "size": size,
+        "status": entry.get("status"),
+        "reason": reason,
+    }
+
+
+def cache_entries(project: Project) -> list[dict[str, Any]]:
+    """The data cache's entries, oldest first: fingerprint, source, size (bytes),
+    created and last_used (ISO UTC), status (``ok`` or ``damaged``, with ``problem``)
+    and the names of the runs that used each one."""
+    users = _runs_by_fingerprint(project)
+    found = [_entry_dict(e, users.get(e.fingerprint, [])) for e in _cache_store(project).entries()]
+    return sorted(found, key=lambda e: (e["created"] or e["last_used"], e["fingerprint"]))
+
+
+def prune_cache(project: Project, dry_run: bool = True) -> list[dict[str, Any]]:
+    """Remove (or with ``dry_run`` only list) the entries no recorded run uses, damaged
+    entries and staging folders left by writers that died. An entry used by a running
+    or queued run is always kept."""
+    store = _cache_store(project)
+    users = _runs_by_fingerprint(project)
+    doomed = []
+    for entry in store.entries():
+        runs = users.get(entry.fingerprint, [])
+        if any(run["status"] in CACHE_KEEP_STATES for run in runs):
+            continue
+        if entry.status == "damaged":
+            reason = f"damaged: {entry.problem}"
+        elif not runs:
+            reason = "no run uses it"
+        else:
+            continue
+        doomed.append(
+            (
+                entry.fingerprint,
+                _removal("entry", entry.fingerprint, entry.size, reason, _entry_dict(entry, runs)),
+            )
+        )
+    removed = [item for fp, item in doomed if dry_run or store.remove(fp)]
+    for item in store.garbage():
+        if dry_run or store.remove_garbage(item):
+            removed.append(_removal("staging", item.path.name, item.size, "left by an interrupted write"))
+    return removed
+
+
+def clear_cache(project: Project, dry_run: bool = False) -> list[dict[str, Any]]:
+    """Remove every entry except those used by running or queued runs, stale staging
+    folders and the stat cache (the file hashes it remembers are computed again); with
+    ``dry_run`` only list them."""
+    from vml.data.fingerprint import STAT_CACHE
+
+    store = _cache_store(project)
+    users = _runs_by_fingerprint(project)
+    removed = []
+    for entry in store.entries():
+        runs = users.get(entry.fingerprint, [])
+        if any(run["status"] in CACHE_KEEP_STATES for run in runs):
+            continue
+        if store.remove(entry.fingerprint):
+            removed.append(
+                _removal("entry", entry.fingerprint, entry.size, "cleared", _entry_dict(entry, runs))
+            )
+    for item in store.garbage():
+        if store.remove_garbage(item):
+            removed.append(_removal("staging", item.path.name, item.size, "left by an interrupted write"))
+    stat_cache = store.directory / STAT_CACHE
+    try:
+        size = stat_cache.stat().st_size
+        stat_cache.unlink()
+    except FileNotFoundError:
+        pass
+    else:
+        removed.append(_removal("stat-cache", STAT_CACHE, size, "cleared"))
+    return removed

@@ -24,8 +24,19 @@ PROJECT_FILE = "vergeml.yaml"
 TRAININGS_DIR = "trainings"
 CACHE_DIR = ".cache"
 
-INPUT_TYPES = ("csv",)
-CACHE_MODES = ("auto", "disk", "none")
+INPUT_TYPES = ("csv", "npz", "labeled-image")
+CACHE_MODES = ("auto", "disk", "mem", "none")
+MISSING_MODES = ("error", "drop", "mean")
+IMAGE_PATTERNS = (
+    "**/*.png",
+    "**/*.jpg",
+    "**/*.jpeg",
+    "**/*.bmp",
+    "**/*.gif",
+    "**/*.tif",
+    "**/*.tiff",
+    "**/*.webp",
+)
 
 # The shape of vergeml.yaml: a dict is a section, None a leaf. `train` holds
 # hyperparameters and `preprocess` a list of ops; both are checked against declarations.
@@ -37,7 +48,16 @@ SCHEMA: dict[str, Any] = {
     "random_seed": None,
     "device": None,
     "data": {
-        "input": {"type": None, "file": None, "target": None},
+        "input": {
+            "type": None,
+            "file": None,
+            "target": None,
+            "features": None,
+            "missing": None,
+            "x": None,
+            "y": None,
+            "input_patterns": None,
+        },
         "cache": None,
         "preprocess": None,
     },
@@ -59,19 +79,50 @@ class Located:
 
 @dataclass(frozen=True)
 class Split:
-    """A val or test split: ``percent`` of the samples or a ``count`` of them."""
+    """A val or test split: ``percent`` of the samples, a ``count`` of them, or the
+    samples at ``path`` (a directory of images, or a file like the input's)."""
 
     kind: str
-    amount: float
+    amount: float = 0
+    path: Path | None = None
 
     def size(self, total: int) -> int:
-        """The number of samples this split takes out of ``total``."""
+        """The number of samples this split takes out of ``total`` (0 for a path)."""
         if self.kind == "percent":
             return int(round(total * self.amount / 100))
-        return int(self.amount)
+        return int(self.amount) if self.kind == "count" else 0
 
     def __str__(self) -> str:
+        if self.kind == "path":
+            return str(self.path)
         return f"{self.amount:g}%" if self.kind == "percent" else str(int(self.amount))
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """``data.input``: the source type and its options."""
+
+    type: str
+    file: str | None
+    target: str
+    features: tuple[str, ...] | None
+    missing: str
+    x: str
+    y: str
+    patterns: tuple[str, ...]
+
+    def options(self) -> dict[str, Any]:
+        """The options that change what the source reads (part of the fingerprint)."""
+        if self.type == "csv":
+            return {
+                "file": self.file,
+                "target": self.target,
+                "features": self.features,
+                "missing": self.missing,
+            }
+        if self.type == "npz":
+            return {"file": self.file, "x": self.x, "y": self.y}
+        return {"patterns": list(self.patterns)}
 
 
 @dataclass(frozen=True)
@@ -79,9 +130,7 @@ class DataConfig:
     """Where the data lives and how it is prepared."""
 
     samples_dir: Path
-    input_type: str
-    file: str
-    target: str
+    input: InputConfig
     cache: str
     preprocess: tuple[dict[str, Any], ...]
     val_split: Split
@@ -89,7 +138,8 @@ class DataConfig:
 
     @property
     def path(self) -> Path:
-        return self.samples_dir / self.file
+        """The input: a file in samples-dir, or samples-dir itself for images."""
+        return self.samples_dir / self.input.file if self.input.file else self.samples_dir
 
 
 @dataclass(frozen=True)
@@ -301,30 +351,13 @@ def _model(tree: dict, where: _Locator) -> ModelSpec:
 
 def _data_config(root: Path, tree: dict, where: _Locator) -> DataConfig:
     data = tree.get("data") or {}
-    source = data.get("input") or {}
-    input_type = str(source.get("type", "csv")).lower()
-    if input_type not in INPUT_TYPES:
-        where.fail(
-            ("data", "input", "type"),
-            f"unknown input type {input_type!r} (use one of: {', '.join(INPUT_TYPES)})",
-        )
     cache = str(data.get("cache", "auto")).lower()
     if cache not in CACHE_MODES:
         where.fail(("data", "cache"), f"unknown cache mode {cache!r} (use one of: {', '.join(CACHE_MODES)})")
-    file = source.get("file")
-    if not file:
-        where.fail(("data", "input"), "data.input.file is missing (name the CSV file, e.g. file: digits.csv)")
-    samples_dir = (root / str(tree.get("samples_dir", "data"))).resolve()
-    if not samples_dir.is_relative_to(root):
-        where.fail(
-            ("samples_dir",),
-            f"samples-dir {tree['samples_dir']!r} is outside the project (use a folder inside it)",
-        )
-    if not (samples_dir / str(file)).resolve().is_relative_to(root):
-        where.fail(
-            ("data", "input", "file"),
-            f"data file {file!r} is outside the project (use a file inside samples-dir)",
-        )
+    samples_dir = _inside(root, tree.get("samples_dir", "data"), ("samples_dir",), "samples-dir", where)
+    source = _input_config(data.get("input") or {}, where)
+    if source.file is not None:
+        _inside(samples_dir, source.file, ("data", "input", "file"), "data file", where, base=root)
 
     from vml.data.preprocess import OpError, check_ops
 
@@ -332,18 +365,16 @@ def _data_config(root: Path, tree: dict, where: _Locator) -> DataConfig:
     if not isinstance(ops, list):
         where.fail(("data", "preprocess"), "preprocess must be a list of ops, e.g. - op: standardize")
     try:
-        checked = check_ops(ops)
+        checked = check_ops(ops, images=None if source.type == "npz" else source.type == "labeled-image")
     except OpError as exc:
         where.fail(("data", "preprocess", *exc.path), exc.message)
-    val = _split(tree, "val_split", where)
-    test = _split(tree, "test_split", where)
+    val = _split(root, tree, "val_split", where)
+    test = _split(root, tree, "test_split", where)
     if val.kind == test.kind == "percent" and val.amount + test.amount >= 100:
         where.fail(("test_split",), "val-split and test-split leave no training data (make them smaller)")
     return DataConfig(
         samples_dir=samples_dir,
-        input_type=input_type,
-        file=str(file),
-        target=str(source.get("target", "label")),
+        input=source,
         cache=cache,
         preprocess=checked,
         val_split=val,
@@ -351,7 +382,55 @@ def _data_config(root: Path, tree: dict, where: _Locator) -> DataConfig:
     )
 
 
-def _split(tree: dict, key: str, where: _Locator) -> Split:
+def _input_config(source: dict, where: _Locator) -> InputConfig:
+    at = ("data", "input")
+    kind = str(source.get("type", "csv")).lower()
+    if kind not in INPUT_TYPES:
+        close = difflib.get_close_matches(kind, INPUT_TYPES, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"use one of: {', '.join(INPUT_TYPES)}"
+        where.fail((*at, "type"), f"unknown input type {kind!r} ({hint})")
+    file = source.get("file")
+    if kind in ("csv", "npz") and not file:
+        example = "digits.csv" if kind == "csv" else "data.npz"
+        where.fail(at, f"data.input.file is missing (name the {kind} file, e.g. file: {example})")
+    features = source.get("features")
+    if features is not None and not (
+        isinstance(features, list) and features and all(isinstance(f, str) for f in features)
+    ):
+        where.fail((*at, "features"), "features must be a list of column names, e.g. [age, height]")
+    missing = str(source.get("missing", "error")).lower()
+    if missing not in MISSING_MODES:
+        where.fail(
+            (*at, "missing"), f"unknown missing mode {missing!r} (use one of: {', '.join(MISSING_MODES)})"
+        )
+    patterns = source.get("input_patterns", list(IMAGE_PATTERNS))
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    if not (isinstance(patterns, list) and patterns and all(isinstance(p, str) for p in patterns)):
+        where.fail((*at, "input_patterns"), "input-patterns must be a list of globs, e.g. ['**/*.png']")
+    return InputConfig(
+        type=kind,
+        file=str(file) if file and kind != "labeled-image" else None,
+        target=str(source.get("target", "label")),
+        features=tuple(features) if features else None,
+        missing=missing,
+        x=str(source.get("x", "x")),
+        y=str(source.get("y", "y")),
+        patterns=tuple(patterns),
+    )
+
+
+def _inside(
+    directory: Path, relative: Any, path: tuple, what: str, where: _Locator, base: Path | None = None
+) -> Path:
+    """``directory/relative``, which must stay inside the project."""
+    resolved = (directory / str(relative)).resolve()
+    if not resolved.is_relative_to(base or directory):
+        where.fail(path, f"{what} {relative!r} is outside the project (use a path inside it)")
+    return resolved
+
+
+def _split(root: Path, tree: dict, key: str, where: _Locator) -> Split:
     value = tree.get(key, "10%")
     text = str(value).strip()
     try:
@@ -362,9 +441,13 @@ def _split(tree: dict, key: str, where: _Locator) -> Split:
         elif not isinstance(value, (bool, float)) and int(text) >= 0:
             return Split("count", int(text))
     except ValueError:
-        pass
+        location = _inside(root, text, (key,), display_key(key), where)
+        if location.exists():
+            return Split("path", path=location)
     where.fail(
-        (key,), f"invalid {display_key(key)} {value!r} (use a percentage like 10% or a count like 150)"
+        (key,),
+        f"invalid {display_key(key)} {value!r} (use a percentage like 10%, a count like 150, "
+        "or a directory or file inside the project)",
     )
     raise AssertionError("unreachable")
 

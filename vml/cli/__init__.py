@@ -12,7 +12,7 @@ import typer
 
 from vml import __version__
 from vml.cli import help as help_cmd
-from vml.cli import list_runs, new, train
+from vml.cli import cache, list_runs, new, train
 from vml.errors import ExitCode, VmlError
 
 app = typer.Typer(
@@ -53,6 +53,7 @@ app.command(
 )(train.train)
 app.command("list")(list_runs.list_runs)
 app.command("help")(help_cmd.help_topic)
+app.add_typer(cache.app, name="cache")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,30 +1,24 @@
-"""The CSV source: a header row, numeric feature columns and a class column."""
+"""The CSV source: a header row, numeric feature columns and a target column."""
 
 from __future__ import annotations
 
 import csv
 import difflib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from vml.config import InputConfig
+from vml.data.source import Source
 from vml.errors import UsageError
 
-
-@dataclass(frozen=True)
-class Table:
-    """Features, class indices and the class labels they stand for."""
-
-    x: np.ndarray
-    y: np.ndarray
-    classes: tuple[str, ...]
-    features: tuple[str, ...]
+MISSING_VALUES = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
 
 
-def read_csv(path: Path, target: str) -> Table:
-    """Read ``path``; every column but ``target`` is a numeric feature."""
+def read_csv(path: Path, options: InputConfig) -> Source:
+    """Read ``path``: the target column gives the labels, ``features`` (default: every
+    other column) the numeric inputs; missing values per ``options.missing``."""
     shown = os.path.relpath(path)
     if not path.is_file():
         raise UsageError(
@@ -32,16 +26,12 @@ def read_csv(path: Path, target: str) -> Table:
         )
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
-        header = next(reader, None)
+        header = [name.strip() for name in next(reader, None) or []]
         if not header:
             raise UsageError(f"data file {shown} is empty (it needs a header row and data rows)")
-        header = [name.strip() for name in header]
-        if target not in header:
-            close = difflib.get_close_matches(target, header, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"its columns: {', '.join(header[:8])}"
-            raise UsageError(f"target column {target!r} is not in {shown} ({hint} Set data.input.target)")
-        target_index = header.index(target)
-        features = tuple(name for i, name in enumerate(header) if i != target_index)
+        target = _column(header, options.target, shown, "data.input.target")
+        wanted = options.features or tuple(name for name in header if name != options.target)
+        columns = [_column(header, name, shown, "data.input.features") for name in wanted]
         rows: list[list[float]] = []
         labels: list[str] = []
         for line, row in enumerate(reader, start=2):
@@ -52,37 +42,45 @@ def read_csv(path: Path, target: str) -> Table:
                     f"{shown} line {line}: {len(row)} values but the header has {len(header)} "
                     "(fix the row or the header)"
                 )
-            labels.append(row[target_index].strip())
-            values = row[:target_index] + row[target_index + 1 :]
-            try:
-                rows.append([float(v) for v in values])
-            except ValueError:
-                pairs = zip(features, values, strict=True)
-                column, bad = next((f, v) for f, v in pairs if not _is_number(v))
+            label = row[target].strip()
+            if label.lower() in MISSING_VALUES:
                 raise UsageError(
-                    f"{shown} line {line}, column {column!r}: {bad!r} is not a number "
-                    "(fix the value or drop the column)"
-                ) from None
+                    f"{shown} line {line}: the target {options.target!r} is empty (fill it or drop the row)"
+                )
+            values = [_number(row[c], line, header[c], shown, options.missing) for c in columns]
+            if options.missing == "drop" and any(np.isnan(values)):
+                continue
+            labels.append(label)
+            rows.append(values)
     if not rows:
-        raise UsageError(f"data file {shown} has a header but no data rows")
-    classes, y = _encode_labels(labels)
-    return Table(np.asarray(rows, dtype=np.float32), y, classes, features)
+        raise UsageError(f"data file {shown} has a header but no data rows (add rows)")
+    x = np.asarray(rows, dtype=np.float32)
+    if options.missing == "mean":
+        means = np.nanmean(x, axis=0)
+        x = np.where(np.isnan(x), np.nan_to_num(means), x).astype(np.float32)
+    return Source(x=x, labels=np.asarray(labels), features=tuple(header[c] for c in columns))
 
 
-def _is_number(text: str) -> bool:
+def _column(header: list[str], name: str, shown: str, key: str) -> int:
+    if name in header:
+        return header.index(name)
+    close = difflib.get_close_matches(name, header, n=1)
+    hint = f"did you mean {close[0]}?" if close else f"its columns: {', '.join(header[:8])}"
+    raise UsageError(f"column {name!r} is not in {shown} ({hint} Set {key})")
+
+
+def _number(text: str, line: int, column: str, shown: str, missing: str) -> float:
     try:
-        float(text)
+        return float(text)
     except ValueError:
-        return False
-    return True
-
-
-def _encode_labels(labels: list[str]) -> tuple[tuple[str, ...], np.ndarray]:
-    """Map labels to class indices, numeric labels in numeric order."""
-    unique = set(labels)
-    if all(_is_number(label) for label in unique):
-        ordered = sorted(unique, key=float)
-    else:
-        ordered = sorted(unique)
-    index = {label: i for i, label in enumerate(ordered)}
-    return tuple(ordered), np.fromiter((index[label] for label in labels), dtype=np.int64, count=len(labels))
+        pass
+    if text.strip().lower() in MISSING_VALUES:
+        if missing != "error":
+            return float("nan")
+        raise UsageError(
+            f"{shown} line {line}, column {column!r}: value is missing "
+            "(fill it, or set data.input.missing: drop or mean)"
+        )
+    raise UsageError(
+        f"{shown} line {line}, column {column!r}: {text!r} is not a number (fix the value or drop the column)"
+    )

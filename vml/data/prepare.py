@@ -5,19 +5,28 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from vml.config import ProjectConfig
+from vml.config import DataConfig, ProjectConfig, Split
 from vml.data.cache import CacheStore
 from vml.data.csv_source import read_csv
 from vml.data.fingerprint import StatCache, fingerprint
-from vml.data.preprocess import fit_and_apply
+from vml.data.image_source import read_images
+from vml.data.npz_source import read_npz
+from vml.data.preprocess import apply_image_ops, fit_and_apply, image_ops
+from vml.data.source import Source, class_indices, class_names, image_files, require_classes
 from vml.data.split import split_indices
+from vml.errors import UsageError
 
 # Bump when the data code changes what it produces, so old entries are not reused.
-DATA_CODE_VERSION = 1
+DATA_CODE_VERSION = 2
 SPLITS = ("train", "val", "test")
+
+# Cache mode `mem`: prepared data kept for the life of this process, never written.
+_MEMORY: dict[str, PreparedData] = {}
 
 
 @dataclass(frozen=True)
@@ -43,52 +52,152 @@ class PreparedData:
 def prepare_data(
     project: ProjectConfig, seed: int, say: Callable[[str], None] = lambda _: None
 ) -> PreparedData:
-    """Parse, split and preprocess the data, or reuse a cache entry made from the
-    same data, options, seed and pipeline."""
+    """Read, split and preprocess the data, or reuse a cache entry made from the same
+    data, options, seed and pipeline."""
     data = project.data
-    source = data.path
-    shown = os.path.relpath(source, project.root)
+    shown = os.path.relpath(data.path, project.root)
     stats = StatCache(project.cache_dir)
-    if not source.is_file():
-        read_csv(source, data.target)  # raises the user-facing "not found" error
+    split_paths = tuple(s.path for s in (data.val_split, data.test_split) if s.path is not None)
+    files = _input_files(data, data.path, exclude=split_paths)
     parts = {
         "code": DATA_CODE_VERSION,
-        "input": {"type": data.input_type, "file": shown, "target": data.target},
-        "content": stats.content_hash(source),
-        "splits": {"val": str(data.val_split), "test": str(data.test_split)},
+        "input": {"type": data.input.type, **data.input.options()},
+        "content": _content(files, project.root, stats),
+        "splits": {
+            name: _split_part(split, data, project.root, stats) for name, split in _named_splits(data)
+        },
         "seed": seed,
         "preprocess": list(data.preprocess),
     }
     key = fingerprint(parts)
     store = CacheStore(project.cache_dir)
-    use_disk = data.cache in ("auto", "disk")
-    if use_disk:
+    on_disk = data.cache in ("auto", "disk")
+    if on_disk:
+        stats.save()
         cached = store.load(key)
         if cached is not None:
             arrays, manifest = cached
-            stats.save()
             say(f"data: reusing cache .cache/{key} (data and preprocessing unchanged)")
             return PreparedData(arrays, tuple(manifest["classes"]), key, reused=True)
+        if store.entry_dir(key).exists():
+            say(f"data: cache entry .cache/{key} is damaged; rebuilding it")
+    elif data.cache == "mem" and key in _MEMORY:
+        say("data: reusing prepared data in memory (data and preprocessing unchanged)")
+        return _MEMORY[key]
 
-    table = read_csv(source, data.target)
-    indices = split_indices(table.y, data.val_split, data.test_split, seed)
-    features = {split: table.x[indices[split]] for split in SPLITS}
-    features, states = fit_and_apply(data.preprocess, features)
-    arrays = {f"x_{s}": features[s].astype(np.float32) for s in SPLITS}
-    arrays |= {f"y_{s}": table.y[indices[s]] for s in SPLITS}
-    arrays |= {f"state.{name}": value for name, value in states.items()}
-    sizes = ", ".join(f"{len(indices[s])} {s}" for s in SPLITS)
-    if use_disk:
-        meta = {
-            "source": shown,
-            "classes": list(table.classes),
-            "features": list(table.features),
-            "parts": parts,
-        }
+    arrays, classes, features = _build(data, files, seed, shown)
+    sizes = ", ".join(f"{len(arrays[f'y_{s}'])} {s}" for s in SPLITS)
+    prepared = PreparedData(arrays, classes, key, reused=False)
+    if on_disk:
+        meta = {"source": shown, "classes": list(classes), "features": features, "parts": parts}
         store.save(key, arrays, meta)
         say(f"data: prepared {shown} ({sizes}) -> .cache/{key}")
+    elif data.cache == "mem":
+        _MEMORY[key] = prepared
+        say(f"data: prepared {shown} ({sizes}) in memory")
     else:
         say(f"data: prepared {shown} ({sizes}); cache is off")
-    if use_disk:
-        stats.save()
-    return PreparedData(arrays, table.classes, key, reused=False)
+    return prepared
+
+
+def _named_splits(data: DataConfig) -> tuple[tuple[str, Split], ...]:
+    return (("val", data.val_split), ("test", data.test_split))
+
+
+def _input_files(data: DataConfig, location: Path, exclude: tuple[Path, ...] = ()) -> list[Path]:
+    """The files a source at ``location`` reads (checked to exist)."""
+    shown = os.path.relpath(location)
+    if data.input.type != "labeled-image":
+        if not location.is_file():
+            raise UsageError(
+                f"data file {shown} not found (check data.input.file and samples-dir in vergeml.yaml)"
+            )
+        return [location]
+    if not location.is_dir():
+        raise UsageError(f"image folder {shown} not found (check samples-dir in vergeml.yaml)")
+    return image_files(location, data.input.patterns, exclude)
+
+
+def _content(files: list[Path], root: Path, stats: StatCache) -> Any:
+    """A digest of the files' contents and names (relative to the project)."""
+    if len(files) == 1:
+        return stats.content_hash(files[0])
+    return fingerprint([(os.path.relpath(f, root), stats.content_hash(f)) for f in files])
+
+
+def _split_part(split: Split, data: DataConfig, root: Path, stats: StatCache) -> Any:
+    if split.path is None:
+        return str(split)
+    return {
+        "path": os.path.relpath(split.path, root),
+        "content": _content(_input_files(data, split.path), root, stats),
+    }
+
+
+def _read(data: DataConfig, location: Path, files: list[Path]) -> Source:
+    if data.input.type == "csv":
+        return read_csv(location, data.input)
+    if data.input.type == "npz":
+        return read_npz(location, data.input)
+    return read_images(location, files)
+
+
+def _build(
+    data: DataConfig, files: list[Path], seed: int, shown: str
+) -> tuple[dict[str, np.ndarray], tuple[str, ...], list[str] | None]:
+    main = _read(data, data.path, files)
+    given = {
+        name: _read(data, split.path, _input_files(data, split.path))
+        for name, split in _named_splits(data)
+        if split.path is not None
+    }
+    classes = class_names(main.labels, *(s.labels for s in given.values()))
+    require_classes(classes, shown)
+    index = split_indices(class_indices(main.labels, classes), data.val_split, data.test_split, seed)
+    sources = {name: main.take(index[name]) for name in SPLITS if name not in given} | given
+    ys = {name: class_indices(s.labels, classes) for name, s in sources.items()}
+
+    if image_ops(data.preprocess) and not main.is_images:
+        raise UsageError(f"{shown} holds a table, but data.preprocess has image ops (remove them)")
+    xs = {}
+    rng = np.random.default_rng(seed)
+    for name in SPLITS:
+        source = sources[name]
+        if source.is_images:
+            try:
+                images, ys[name] = apply_image_ops(
+                    data.preprocess, source.x, ys[name], rng, train=name == "train"
+                )
+            except ValueError as exc:
+                raise UsageError(f"preprocessing {name} images: {exc}") from None
+            xs[name] = _stack(images, source.names)
+        else:
+            xs[name] = np.asarray(source.x, dtype=np.float32)
+    xs, states = fit_and_apply(data.preprocess, xs)
+    arrays = {f"x_{s}": xs[s].astype(np.float32) for s in SPLITS}
+    arrays |= {f"y_{s}": ys[s] for s in SPLITS}
+    arrays |= {f"state.{name}": value for name, value in states.items()}
+    return arrays, classes, list(main.features) if main.features else None
+
+
+def _stack(images: list[np.ndarray], names: tuple[str, ...] | None) -> np.ndarray:
+    """Images of one size as an (N, channels, height, width) array."""
+    if not images:
+        return np.zeros((0, 1, 1, 1), dtype=np.float32)
+    first = images[0].shape
+    for i, image in enumerate(images):
+        if image.shape != first:
+            where = (
+                f" ({names[0]} is {_size(first)}, {names[i]} is {_size(image.shape)})"
+                if names and i < len(names)
+                else ""
+            )
+            raise UsageError(
+                f"images differ in size or channels{where}; add a resize op (e.g. - op: resize, width: 32, "
+                "height: 32) and grayscale or rgb"
+            )
+    return np.stack(images).transpose(0, 3, 1, 2).astype(np.float32)
+
+
+def _size(shape: tuple[int, ...]) -> str:
+    return f"{shape[1]}x{shape[0]}x{shape[2]}"

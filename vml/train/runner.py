@@ -237,7 +237,10 @@ def _write_config(
         "val-split": str(d.val_split),
         "test-split": str(d.test_split),
         "data": {
-            "input": {"type": d.input_type, "file": d.file, "target": d.target},
+            "input": {
+                "type": d.input.type,
+                **{display_key(k): v for k, v in d.input.options().items() if v is not None},
+            },
             "cache": d.cache,
             "preprocess": [dict(op) for op in d.preprocess],
         },

@@ -1,0 +1,62 @@
+"""What every data source returns, and reading the configured one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vml.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Source:
+    """Samples read from one place: ``x`` is a (rows, features) array for tables or a
+    list of (height, width, channels) float arrays for images; ``labels`` are the raw
+    labels as text; ``names`` say where each image came from."""
+
+    x: np.ndarray | list[np.ndarray]
+    labels: np.ndarray
+    features: tuple[str, ...] | None = None
+    names: tuple[str, ...] | None = None
+
+    @property
+    def is_images(self) -> bool:
+        return isinstance(self.x, list)
+
+    def take(self, index: np.ndarray) -> Source:
+        """The samples at ``index``, in that order."""
+        x = [self.x[i] for i in index] if self.is_images else self.x[index]
+        names = tuple(self.names[i] for i in index) if self.names else None
+        return Source(x, self.labels[index], self.features, names)
+
+
+def class_names(*label_sets: np.ndarray) -> tuple[str, ...]:
+    """The classes over all label sets: numeric labels in numeric order, others
+    alphabetically."""
+    unique = set().union(*(set(labels.tolist()) for labels in label_sets))
+    try:
+        return tuple(sorted(unique, key=float))
+    except ValueError:
+        return tuple(sorted(unique))
+
+
+def class_indices(labels: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    """Each label's position in ``classes``."""
+    lookup = {label: i for i, label in enumerate(classes)}
+    return np.fromiter((lookup[v] for v in labels.tolist()), np.int64, len(labels))
+
+
+def require_classes(classes: tuple[str, ...], where: str) -> None:
+    if len(classes) < 2:
+        only = f" ({classes[0]!r})" if classes else ""
+        raise UsageError(
+            f"{where} has only one class{only}; classification needs at least two (check the target)"
+        )
+
+
+def image_files(directory: Path, patterns: tuple[str, ...], exclude: tuple[Path, ...] = ()) -> list[Path]:
+    """Image files under ``directory`` matching ``patterns``, sorted, skipping ``exclude``."""
+    found = {p for pattern in patterns for p in directory.glob(pattern) if p.is_file()}
+    return sorted(p for p in found if not any(p.is_relative_to(e) for e in exclude))
