@@ -159,6 +159,22 @@ class Project:
             raise UsageError(f"a run named {name!r} already exists (pick another --name)")
         return name
 
+    def preview(
+        self,
+        directory: Path | str,
+        per_split: int = 50,
+        overrides: list[str] | None = None,
+        stderr: TextIO = sys.stderr,
+    ) -> dict[str, int]:
+        """Write what the model will see (images as PNG, tables as CSV) under
+        ``directory``, at most ``per_split`` samples a split; returns the counts."""
+        from vml.data.prepare import prepare_data
+        from vml.data.preview import write_previews
+
+        hparams = self.resolve(overrides)
+        data = prepare_data(self.config, hparams["random_seed"], say=lambda line: print(line, file=stderr))
+        return write_previews(data, Path(directory), per_split)
+
     def train_in_process(
         self,
         overrides: dict[str, Any] | list[str] | None = None,

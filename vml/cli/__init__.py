@@ -11,8 +11,8 @@ import traceback
 import typer
 
 from vml import __version__
+from vml.cli import cache, list_runs, new, preprocess, train
 from vml.cli import help as help_cmd
-from vml.cli import cache, list_runs, new, train
 from vml.errors import ExitCode, VmlError
 
 app = typer.Typer(
@@ -52,6 +52,7 @@ app.command(
     options_metavar="[OPTIONS] [--HYPERPARAMETER=VALUE]...",
 )(train.train)
 app.command("list")(list_runs.list_runs)
+app.command("preprocess")(preprocess.preprocess)
 app.command("help")(help_cmd.help_topic)
 app.add_typer(cache.app, name="cache")
 

@@ -37,6 +37,7 @@ class PreparedData:
     classes: tuple[str, ...]
     fingerprint: str
     reused: bool
+    features: tuple[str, ...] | None = None
 
     def x(self, split: str) -> np.ndarray:
         return self.arrays[f"x_{split}"]
@@ -78,7 +79,10 @@ def prepare_data(
         if cached is not None:
             arrays, manifest = cached
             say(f"data: reusing cache .cache/{key} (data and preprocessing unchanged)")
-            return PreparedData(arrays, tuple(manifest["classes"]), key, reused=True)
+            features = manifest.get("features")
+            return PreparedData(
+                arrays, tuple(manifest["classes"]), key, True, tuple(features) if features else None
+            )
         if store.entry_dir(key).exists():
             say(f"data: cache entry .cache/{key} is damaged; rebuilding it")
     elif data.cache == "mem" and key in _MEMORY:
@@ -87,9 +91,9 @@ def prepare_data(
 
     arrays, classes, features = _build(data, files, seed, shown)
     sizes = ", ".join(f"{len(arrays[f'y_{s}'])} {s}" for s in SPLITS)
-    prepared = PreparedData(arrays, classes, key, reused=False)
+    prepared = PreparedData(arrays, classes, key, False, features)
     if on_disk:
-        meta = {"source": shown, "classes": list(classes), "features": features, "parts": parts}
+        meta = {"source": shown, "classes": list(classes), "features": list(features or []), "parts": parts}
         store.save(key, arrays, meta)
         say(f"data: prepared {shown} ({sizes}) -> .cache/{key}")
     elif data.cache == "mem":
@@ -144,7 +148,7 @@ def _read(data: DataConfig, location: Path, files: list[Path]) -> Source:
 
 def _build(
     data: DataConfig, files: list[Path], seed: int, shown: str
-) -> tuple[dict[str, np.ndarray], tuple[str, ...], list[str] | None]:
+) -> tuple[dict[str, np.ndarray], tuple[str, ...], tuple[str, ...] | None]:
     main = _read(data, data.path, files)
     given = {
         name: _read(data, split.path, _input_files(data, split.path))
@@ -177,7 +181,7 @@ def _build(
     arrays = {f"x_{s}": xs[s].astype(np.float32) for s in SPLITS}
     arrays |= {f"y_{s}": ys[s] for s in SPLITS}
     arrays |= {f"state.{name}": value for name, value in states.items()}
-    return arrays, classes, list(main.features) if main.features else None
+    return arrays, classes, main.features
 
 
 def _stack(images: list[np.ndarray], names: tuple[str, ...] | None) -> np.ndarray:

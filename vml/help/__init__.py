@@ -7,10 +7,14 @@ import difflib
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from vml.errors import UsageError
 from vml.models import BUILTIN_MODELS, ModelSpec
 from vml.params import TRAINING_PARAMS, HyperParam, display_key
+
+if TYPE_CHECKING:
+    from vml.data.preprocess import Op
 
 GENERATED_TOPICS = {
     "glossary": "Definitions of the terms used in training and in vml.",
@@ -129,19 +133,46 @@ def model_page(model: ModelSpec) -> str:
     )
 
 
+def _op_section(op: Op, level: str = "##") -> list[str]:
+    from vml.data.preprocess import ImageOp
+
+    if isinstance(op, ImageOp):
+        kind = "image op, training split only" if op.augmentation else "image op"
+    else:
+        kind = "scaler, fitted on the training split"
+    lines = [f"{level} {op.name}", "", f"{op.help} ({kind})", ""]
+    if op.options:
+        lines += ["| option | type | default | range | help |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {display_key(o.name)} | {o.type_name} | {'required' if o.default is None else o.default} | {o.describe_range()} | {o.help} |"
+            for o in op.options
+        ]
+    else:
+        lines.append("No options.")
+    return [*lines, ""]
+
+
+def op_page(name: str) -> str | None:
+    """``ml help <op>``: one preprocessing op."""
+    from vml.data.preprocess import OPS
+
+    op = OPS.get(name)
+    return "\n".join(_op_section(op, "#")) if op else None
+
+
 def preprocess_page() -> str:
     from vml.data.preprocess import OPS
 
     lines = [
         "# Preprocessing ops",
         "",
-        "List them under `data: preprocess:` in vergeml.yaml; "
-        "they run in order, fitted on the training split only.",
+        "List them under `data: preprocess:` in vergeml.yaml. Image ops run first, on each "
+        "image in the order listed; then the scalers, fitted on the training split and "
+        "applied to every split. `ml help OP` shows one.",
         "",
     ]
     for op in OPS.values():
-        options = ", ".join(f"`{display_key(o.name)}` (default {o.default})" for o in op.options) or "none"
-        lines += [f"## {op.name}", "", op.help, "", f"Options: {options}", ""]
+        lines += _op_section(op)
     return "\n".join(lines)
 
 
@@ -154,6 +185,9 @@ def find(query: str) -> tuple[str, str] | None:
     for model in BUILTIN_MODELS.values():
         if model.name == key:
             return "model", model_page(model)
+    page = op_page(key.replace(" ", "-"))
+    if page:
+        return "op", page
     for term in glossary():
         if key in {lookup_key(term.name), *map(lookup_key, term.aliases)}:
             return "term", term.markdown()
@@ -162,7 +196,9 @@ def find(query: str) -> tuple[str, str] | None:
 
 def not_found(query: str) -> UsageError:
     """The error for an unknown topic or term, with the closest matches."""
-    names = list(GENERATED_TOPICS) + list(static_topics()) + list(BUILTIN_MODELS)
+    from vml.data.preprocess import OPS
+
+    names = list(GENERATED_TOPICS) + list(static_topics()) + list(BUILTIN_MODELS) + list(OPS)
     for term in glossary():
         names += [term.name.lower(), *(a.lower() for a in term.aliases)]
     unique = list(dict.fromkeys(lookup_key(n) for n in names))
