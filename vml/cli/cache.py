@@ -13,6 +13,7 @@ from vml.cli import render
 from vml.errors import UsageError
 
 app = typer.Typer(
+    subcommand_metavar="[COMMAND] [ARGS]...",
     add_completion=False,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -45,10 +46,11 @@ def list_entries(fmt: str = FORMAT_OPTION) -> None:
 def prune(
     yes: bool = typer.Option(False, "--yes", "-y", help="Remove them; without it, only show what would go."),
 ) -> None:
-    """Remove entries no run uses, damaged entries and leftovers (a dry run without --yes).
+    """Remove unused and damaged entries (a dry run without --yes).
 
-    Entries used by a recorded run are kept; so is every entry a running or queued run
-    uses. A run whose folder was deleted no longer holds its entry.
+    Entries used by a recorded run are kept, and so is any entry a running or queued
+    run uses. A run whose folder was deleted no longer holds its entry. Staging
+    folders left by an interrupted write (over an hour old) go too.
     """
     removed = api.prune_cache(api.Project(), dry_run=not yes)
     if not removed:
@@ -65,7 +67,7 @@ def prune(
 def clear(
     yes: bool = typer.Option(False, "--yes", "-y", help="Remove without asking."),
 ) -> None:
-    """Remove every cache entry, except those used by running or queued runs.
+    """Remove every cache entry not used by a running or queued run.
 
     The stat cache (remembered file hashes) goes too. Asks first on a terminal;
     elsewhere it needs --yes.
@@ -73,7 +75,9 @@ def clear(
     project = api.Project()
     if not yes:
         if not sys.stdin.isatty():
-            raise UsageError("ml cache clear removes every cache entry and stdin is not a terminal (add --yes)")
+            raise UsageError(
+                "ml cache clear removes every cache entry and stdin is not a terminal (add --yes)"
+            )
         planned = api.clear_cache(project, dry_run=True)
         if not planned:
             print("the cache is empty")

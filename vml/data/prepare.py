@@ -78,6 +78,7 @@ def prepare_data(
         cached = store.load(key)
         if cached is not None:
             arrays, manifest = cached
+            store.touch(key)
             say(f"data: reusing cache .cache/{key} (data and preprocessing unchanged)")
             features = manifest.get("features")
             return PreparedData(
