@@ -21,6 +21,7 @@ from vml.config import (
     load_project,
     parse_cli_overrides,
     resolve_hyperparameters,
+    resolve_task,
 )
 from vml.errors import UsageError
 from vml.names import generate_name, validate_name
@@ -172,7 +173,12 @@ class Project:
         from vml.data.preview import write_previews
 
         hparams = self.resolve(overrides)
-        data = prepare_data(self.config, hparams["random_seed"], say=lambda line: print(line, file=stderr))
+        data = prepare_data(
+            self.config,
+            hparams["random_seed"],
+            say=lambda line: print(line, file=stderr),
+            task=resolve_task(hparams)[0],
+        )
         return write_previews(data, Path(directory), per_split)
 
     def train_in_process(
@@ -188,7 +194,12 @@ class Project:
         from vml.data.prepare import prepare_data
 
         # Data problems surface here, before the seconds it takes to import torch.
-        data = prepare_data(self.config, hparams["random_seed"], say=lambda line: print(line, file=stderr))
+        data = prepare_data(
+            self.config,
+            hparams["random_seed"],
+            say=lambda line: print(line, file=stderr),
+            task=resolve_task(hparams)[0],
+        )
         from vml.train.runner import train_run
 
         return train_run(self.config, run_name, hparams, data, stderr=stderr)

@@ -18,7 +18,7 @@ import yaml
 
 from vml.errors import UsageError
 from vml.models import ModelSpec, get_model
-from vml.params import TRAINING_PARAMS, HyperParam, display_key, normalize_key
+from vml.params import REGRESSION_LOSSES, TRAINING_PARAMS, HyperParam, display_key, normalize_key
 
 PROJECT_FILE = "vergeml.yaml"
 TRAININGS_DIR = "trainings"
@@ -474,3 +474,18 @@ def _file_hyperparameters(tree: dict, marks: dict, model: ModelSpec, where: _Loc
         except ValueError as exc:
             where.fail(path, f"invalid value for {display_key(key)}: {exc}; expected {_expected(param)}")
     return found
+
+
+def resolve_task(hparams: dict[str, Any]) -> tuple[str, str]:
+    """``(task, monitor)`` for a run: the loss decides classification or regression,
+    and ``monitor: auto`` picks val_acc or val_loss to match."""
+    task = "regression" if hparams["loss"] in REGRESSION_LOSSES else "classification"
+    monitor = hparams["monitor"]
+    if monitor == "auto":
+        monitor = "val_acc" if task == "classification" else "val_loss"
+    if task == "regression" and monitor == "val_acc":
+        raise UsageError(
+            f"monitor val_acc needs a classification loss, but loss is {hparams['loss']} "
+            "(use --monitor=val_loss, or --loss=cross-entropy)"
+        )
+    return task, monitor

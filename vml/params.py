@@ -130,6 +130,8 @@ def _num(value: float) -> str:
 
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
+CLASSIFICATION_LOSSES = ("cross-entropy",)
+REGRESSION_LOSSES = ("mse", "l1", "smooth-l1")
 
 # Knobs of the training loop itself, shared by every model.
 TRAINING_PARAMS: tuple[HyperParam, ...] = (
@@ -148,11 +150,18 @@ TRAINING_PARAMS: tuple[HyperParam, ...] = (
     HyperParam("momentum", float, 0.9, "Momentum for the sgd-family optimizers.", minimum=0, maximum=1),
     HyperParam("weight_decay", float, 0.0, "L2 penalty on the weights.", minimum=0, maximum=1),
     HyperParam(
+        "loss",
+        str,
+        "cross-entropy",
+        "What training minimises; mse, l1 and smooth-l1 make it a regression.",
+        choices=CLASSIFICATION_LOSSES + REGRESSION_LOSSES,
+    ),
+    HyperParam(
         "monitor",
         str,
-        "val_acc",
-        "Validation metric that picks best.pt.",
-        choices=("val_acc", "val_loss"),
+        "auto",
+        "Validation metric that picks best.pt (auto: val_acc, or val_loss for a regression).",
+        choices=("auto", "val_acc", "val_loss"),
     ),
     HyperParam("log_every", int, 10, "Print a step line every N steps (off a terminal).", minimum=1),
     HyperParam("random_seed", int, 42, "Seed for splits, weights and shuffling.", minimum=0),

@@ -24,7 +24,7 @@ def train(
     project = api.Project()
     result = project.train_in_process(ctx.args, name=name)
     if result.status == "finished":
-        print(f"{result.name}: finished, test_acc {result.test_acc:.4f}, test_loss {result.test_loss:.4f}")
+        print(f"{result.name}: finished, {result.summary()}")
         return
     best = (
         f", best {result.monitor} {result.best_metric:.4f} at epoch {result.best_epoch} kept in best.pt"

@@ -17,7 +17,15 @@ from vml.data.fingerprint import StatCache, fingerprint
 from vml.data.image_source import read_images
 from vml.data.npz_source import read_npz
 from vml.data.preprocess import apply_image_ops, fit_and_apply, image_ops
-from vml.data.source import Source, class_indices, class_names, image_files, require_classes
+from vml.data.source import (
+    Source,
+    class_indices,
+    class_names,
+    image_files,
+    require_classes,
+    require_discrete,
+    targets,
+)
 from vml.data.split import split_indices
 from vml.errors import UsageError
 
@@ -51,10 +59,14 @@ class PreparedData:
 
 
 def prepare_data(
-    project: ProjectConfig, seed: int, say: Callable[[str], None] = lambda _: None
+    project: ProjectConfig,
+    seed: int,
+    say: Callable[[str], None] = lambda _: None,
+    task: str = "classification",
 ) -> PreparedData:
     """Read, split and preprocess the data, or reuse a cache entry made from the same
-    data, options, seed and pipeline."""
+    data, options, seed, pipeline and task (``classification`` encodes the target as
+    classes; ``regression`` keeps it as numbers)."""
     data = project.data
     shown = os.path.relpath(data.path, project.root)
     stats = StatCache(project.cache_dir)
@@ -69,6 +81,7 @@ def prepare_data(
         },
         "seed": seed,
         "preprocess": list(data.preprocess),
+        "task": task,
     }
     key = fingerprint(parts)
     store = CacheStore(project.cache_dir)
@@ -90,7 +103,7 @@ def prepare_data(
         say("data: reusing prepared data in memory (data and preprocessing unchanged)")
         return _MEMORY[key]
 
-    arrays, classes, features = _build(data, files, seed, shown)
+    arrays, classes, features = _build(data, files, seed, shown, task)
     sizes = ", ".join(f"{len(arrays[f'y_{s}'])} {s}" for s in SPLITS)
     prepared = PreparedData(arrays, classes, key, False, features)
     if on_disk:
@@ -148,7 +161,7 @@ def _read(data: DataConfig, location: Path, files: list[Path]) -> Source:
 
 
 def _build(
-    data: DataConfig, files: list[Path], seed: int, shown: str
+    data: DataConfig, files: list[Path], seed: int, shown: str, task: str
 ) -> tuple[dict[str, np.ndarray], tuple[str, ...], tuple[str, ...] | None]:
     main = _read(data, data.path, files)
     given = {
@@ -156,11 +169,20 @@ def _build(
         for name, split in _named_splits(data)
         if split.path is not None
     }
-    classes = class_names(main.labels, *(s.labels for s in given.values()))
-    require_classes(classes, shown)
-    index = split_indices(class_indices(main.labels, classes), data.val_split, data.test_split, seed)
+    if task == "regression":
+        classes: tuple[str, ...] = ()
+        # One stratum: a plain seeded split.
+        index = split_indices(np.zeros(len(main.labels), np.int64), data.val_split, data.test_split, seed)
+    else:
+        classes = class_names(main.labels, *(s.labels for s in given.values()))
+        require_classes(classes, shown)
+        require_discrete(classes, shown)
+        index = split_indices(class_indices(main.labels, classes), data.val_split, data.test_split, seed)
     sources = {name: main.take(index[name]) for name in SPLITS if name not in given} | given
-    ys = {name: class_indices(s.labels, classes) for name, s in sources.items()}
+    if task == "regression":
+        ys = {name: targets(s.labels, shown) for name, s in sources.items()}
+    else:
+        ys = {name: class_indices(s.labels, classes) for name, s in sources.items()}
 
     if image_ops(data.preprocess) and not main.is_images:
         raise UsageError(f"{shown} holds a table, but data.preprocess has image ops (remove them)")

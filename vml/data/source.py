@@ -60,3 +60,36 @@ def image_files(directory: Path, patterns: tuple[str, ...], exclude: tuple[Path,
     """Image files under ``directory`` matching ``patterns``, sorted, skipping ``exclude``."""
     found = {p for pattern in patterns for p in directory.glob(pattern) if p.is_file()}
     return sorted(p for p in found if not any(p.is_relative_to(e) for e in exclude))
+
+
+def require_discrete(classes: tuple[str, ...], where: str) -> None:
+    """A classification target must name classes, not measure a quantity."""
+    for label in classes:
+        try:
+            value = float(label)
+        except ValueError:
+            return
+        if not value.is_integer():
+            raise UsageError(
+                f"the target of {where} looks continuous (e.g. {label}); for a regression set "
+                "loss: mse (or l1, smooth-l1) under train: in vergeml.yaml"
+            )
+
+
+def targets(labels: np.ndarray, where: str) -> np.ndarray:
+    """Regression targets as float32."""
+    try:
+        return labels.astype(np.float32)
+    except ValueError:
+        bad = next(v for v in labels.tolist() if not _is_float(v))
+        raise UsageError(
+            f"{where}: target value {bad!r} is not a number; a regression needs numbers"
+        ) from None
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -4,7 +4,7 @@ on the device, so the loop adds nothing measurable to a hand-written one."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,9 +31,25 @@ def build_optimizer(
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+_LOSSES: dict[str, LossFn] = {
+    "cross-entropy": nn.functional.cross_entropy,
+    # Regressions have one output per sample; the targets are a flat vector.
+    "mse": lambda out, y: nn.functional.mse_loss(out.squeeze(-1), y),
+    "l1": lambda out, y: nn.functional.l1_loss(out.squeeze(-1), y),
+    "smooth-l1": lambda out, y: nn.functional.smooth_l1_loss(out.squeeze(-1), y),
+}
+
+
+def loss_function(name: str) -> LossFn:
+    """The mean loss named by the ``loss`` hyperparameter."""
+    return _LOSSES[name]
+
+
 @dataclass
 class Tensors:
-    """One split's features and class indices, on the training device."""
+    """One split's features and targets (class indices or numbers), on the device."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -43,17 +59,24 @@ class Tensors:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Tensors, batch_size: int = 1024) -> tuple[float, float]:
-    """Mean cross-entropy loss and accuracy of ``model`` on ``split``."""
+def evaluate(
+    model: nn.Module,
+    split: Tensors,
+    loss_fn: LossFn = nn.functional.cross_entropy,
+    classification: bool = True,
+    batch_size: int = 1024,
+) -> tuple[float, float | None]:
+    """Mean loss of ``model`` on ``split``, and its accuracy (None for a regression)."""
     model.eval()
     total_loss, correct = 0.0, 0
     for start in range(0, len(split), batch_size):
         x, y = split.x[start : start + batch_size], split.y[start : start + batch_size]
         out = model(x)
-        total_loss += nn.functional.cross_entropy(out, y, reduction="sum").item()
-        correct += (out.argmax(1) == y).sum().item()
+        total_loss += loss_fn(out, y).item() * len(y)
+        if classification:
+            correct += (out.argmax(1) == y).sum().item()
     n = max(len(split), 1)
-    return total_loss / n, correct / n
+    return total_loss / n, correct / n if classification else None
 
 
 @dataclass
@@ -67,6 +90,8 @@ class Trainer:
     epochs: int
     batch_size: int
     generator: torch.Generator
+    loss_fn: LossFn = nn.functional.cross_entropy
+    classification: bool = True
     callbacks: Sequence[Callback] = ()
     epoch: int = 0
     step: int = 0
@@ -86,14 +111,13 @@ class Trainer:
     def fit(self) -> None:
         """Train for ``epochs`` epochs, validating after each; stops early when a
         callback sets ``stop_reason``."""
-        loss_fn = nn.CrossEntropyLoss()
         self._call("on_train_start")
         try:
-            self._epochs(loss_fn)
+            self._epochs()
         finally:
             self._call("on_train_end")
 
-    def _epochs(self, loss_fn: nn.Module) -> None:
+    def _epochs(self) -> None:
         while self.epoch < self.epochs and self.stop_reason is None:
             self.model.train()
             order = torch.randperm(len(self.train), generator=self.generator).to(self.train.x.device)
@@ -105,12 +129,13 @@ class Trainer:
                 x, y = self.train.x[index], self.train.y[index]
                 self.optimizer.zero_grad(set_to_none=True)
                 out = self.model(x)
-                loss = loss_fn(out, y)
+                loss = self.loss_fn(out, y)
                 loss.backward()
                 self.optimizer.step()
                 self.loss = loss.item()
                 total_loss += self.loss * len(y)
-                correct += (out.argmax(1) == y).sum().item()
+                if self.classification:
+                    correct += (out.argmax(1) == y).sum().item()
                 seen += len(y)
                 self.global_step += 1
                 self._call("on_step_end")
@@ -119,13 +144,10 @@ class Trainer:
             if self.stop_reason is not None:
                 break
             self.epoch += 1
-            val_loss, val_acc = evaluate(self.model, self.val)
-            self.logs = {
-                "loss": total_loss / seen,
-                "acc": correct / seen,
-                "val_loss": val_loss,
-                "val_acc": val_acc,
-            }
+            val_loss, val_acc = evaluate(self.model, self.val, self.loss_fn, self.classification)
+            self.logs = {"loss": total_loss / seen, "val_loss": val_loss}
+            if self.classification:
+                self.logs |= {"acc": correct / seen, "val_acc": val_acc}
             self._call("on_epoch_end")
 
     def _call(self, hook: str) -> None:

@@ -27,8 +27,9 @@ def epoch_summary(trainer: Trainer, epoch_ms: float) -> str:
     best = " *best*" if logs.get("is_best") else ""
     return (
         f"Epoch:[{trainer.epoch:3d}/{trainer.epochs:3d}], epoch time: {epoch_ms:.3f} ms, "
-        f"per step time: {epoch_ms / trainer.steps_per_epoch:.3f} ms, avg loss: {logs['loss']:.4f}, "
-        f"acc: {logs['acc']:.4f}, val_loss: {logs['val_loss']:.4f}, val_acc: {logs['val_acc']:.4f}{best}"
+        f"per step time: {epoch_ms / trainer.steps_per_epoch:.3f} ms, avg loss: {logs['loss']:.4f}"
+        + "".join(f", {key}: {logs[key]:.4f}" for key in ("acc", "val_loss", "val_acc") if key in logs)
+        + best
     )
 
 

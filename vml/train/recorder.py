@@ -42,6 +42,7 @@ class StoreRecorder(Callback):
                 "time": now,
             }
             for key in EPOCH_METRICS
+            if key in trainer.logs
         )
         self.store.update_run(
             self.run_id,

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from vml.atomic import write_text_atomic
-from vml.config import ProjectConfig
+from vml.config import ProjectConfig, resolve_task
 from vml.data.prepare import PreparedData
 from vml.errors import ConflictError, UsageError
 from vml.params import display_key
@@ -24,7 +24,7 @@ from vml.store import RunStore
 from vml.store.runs import utcnow
 from vml.train.cancel import CancelOnSignal
 from vml.train.checkpoint import BEST, BestCheckpoint, LastCheckpoint, load_checkpoint
-from vml.train.loop import Tensors, Trainer, build_optimizer, evaluate
+from vml.train.loop import Tensors, Trainer, build_optimizer, evaluate, loss_function
 from vml.train.progress import LogLines, ProgressBar
 from vml.train.recorder import StoreRecorder
 
@@ -43,6 +43,11 @@ class RunResult:
     best_metric: float | None = None
     best_epoch: int | None = None
     monitor: str = "val_acc"
+
+    def summary(self) -> str:
+        """``test_acc 0.9722, test_loss 0.0857`` (no accuracy for a regression)."""
+        acc = f"test_acc {self.test_acc:.4f}, " if self.test_acc is not None else ""
+        return f"{acc}test_loss {self.test_loss:.4f}"
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -71,6 +76,7 @@ def train_run(
     """Train and record run ``name`` on prepared ``data``. Bad input raises before
     anything is recorded; once recorded, the run always ends with a final status."""
     device = resolve_device(hparams["device"])
+    task, monitor = resolve_task(hparams)
     folder = project.trainings_dir / name
     with RunStore(project.trainings_dir / "vml.db") as store:
         try:
@@ -81,7 +87,7 @@ def train_run(
                 fingerprint=data.fingerprint,
                 epochs=hparams["epochs"],
                 steps=-(-len(data.y("train")) // hparams["batch_size"]),
-                monitor=hparams["monitor"],
+                monitor=monitor,
                 pid=os.getpid(),
                 host=socket.gethostname(),
             )
@@ -98,20 +104,20 @@ def train_run(
         with (folder / LOG_FILE).open("a", encoding="utf-8", buffering=1) as log:
             log_line = lambda line: log.write(line + "\n")  # noqa: E731
             log_line(f"run {name}: model {project.model.name}, device {device}, started {utcnow()}")
-            run = _Run(project, name, hparams, data, device, folder, store, run_id, log_line)
+            run = _Run(project, name, hparams, task, monitor, data, device, folder, store, run_id, log_line)
             try:
                 result = _train(run, stderr)
             except KeyboardInterrupt:
                 store.update_run(run_id, status="cancelled", ended_at=utcnow())
                 log_line("cancelled")
-                return RunResult(name, "cancelled", monitor=hparams["monitor"])
+                return RunResult(name, "cancelled", monitor=monitor)
             except BaseException as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 store.update_run(run_id, status="failed", ended_at=utcnow(), error=error)
                 log_line(f"failed: {error}")
                 raise
             if result.status == "finished":
-                log_line(f"finished: test_acc {result.test_acc:.4f}, test_loss {result.test_loss:.4f}")
+                log_line(f"finished: {result.summary()}")
             else:
                 best = f"best {result.monitor} {result.best_metric} at epoch {result.best_epoch}"
                 log_line(f"{result.status}: {best}")
@@ -125,6 +131,8 @@ class _Run:
     project: ProjectConfig
     name: str
     hparams: dict[str, Any]
+    task: str
+    monitor: str
     data: PreparedData
     device: torch.device
     folder: Path
@@ -141,7 +149,10 @@ def _train(run: _Run, stderr: TextIO) -> RunResult:
     splits = {
         s: Tensors(_tensor(data.x(s), device), _tensor(data.y(s), device)) for s in ("train", "val", "test")
     }
-    model = project.model.build(data.input_shape, len(data.classes), **hparams).to(device)
+    classification = run.task == "classification"
+    outputs = len(data.classes) if classification else 1
+    model = project.model.build(data.input_shape, outputs, **hparams).to(device)
+    loss_fn = loss_function(hparams["loss"])
     optimizer = build_optimizer(
         hparams["optimizer"],
         model.parameters(),
@@ -151,11 +162,12 @@ def _train(run: _Run, stderr: TextIO) -> RunResult:
     )
     extra = {
         "model_name": project.model.name,
+        "task": run.task,
         "classes": list(data.classes),
         "input_shape": list(data.input_shape),
         "hyperparameters": hparams,
     }
-    best = BestCheckpoint(folder, hparams["monitor"], extra)
+    best = BestCheckpoint(folder, run.monitor, extra)
     say = _printer(stderr)
     if stderr.isatty():
         bar = ProgressBar(stderr)
@@ -173,6 +185,8 @@ def _train(run: _Run, stderr: TextIO) -> RunResult:
         epochs=hparams["epochs"],
         batch_size=hparams["batch_size"],
         generator=generator,
+        loss_fn=loss_fn,
+        classification=classification,
         # Checkpoints run before output and recording, so both can report "best".
         callbacks=[
             cancel,
@@ -191,7 +205,7 @@ def _train(run: _Run, stderr: TextIO) -> RunResult:
             name, "cancelled", best_metric=best.best, best_epoch=best.best_epoch, monitor=best.monitor
         )
     model.load_state_dict(load_checkpoint(folder / BEST)["model"])
-    test_loss, test_acc = evaluate(model, splits["test"])
+    test_loss, test_acc = evaluate(model, splits["test"], loss_fn, classification)
     store.update_run(
         run_id,
         status="finished",
