@@ -27,15 +27,10 @@ CACHE_DIR = ".cache"
 INPUT_TYPES = ("csv", "npz", "labeled-image")
 CACHE_MODES = ("auto", "disk", "mem", "none")
 MISSING_MODES = ("error", "drop", "mean")
-IMAGE_PATTERNS = (
-    "**/*.png",
-    "**/*.jpg",
-    "**/*.jpeg",
-    "**/*.bmp",
-    "**/*.gif",
-    "**/*.tif",
-    "**/*.tiff",
-    "**/*.webp",
+IMAGE_PATTERNS = tuple(
+    f"**/*.{ext}"
+    for base in ("png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp")
+    for ext in (base, base.upper())
 )
 
 # The shape of vergeml.yaml: a dict is a section, None a leaf. `train` holds
@@ -122,7 +117,7 @@ class InputConfig:
             }
         if self.type == "npz":
             return {"file": self.file, "x": self.x, "y": self.y}
-        return {"patterns": list(self.patterns)}
+        return {"input_patterns": list(self.patterns)}
 
 
 @dataclass(frozen=True)
@@ -444,6 +439,10 @@ def _split(root: Path, tree: dict, key: str, where: _Locator) -> Split:
         location = _inside(root, text, (key,), display_key(key), where)
         if location.exists():
             return Split("path", path=location)
+        where.fail(
+            (key,),
+            f"invalid {display_key(key)} {value!r}: no such file or directory in the project (use a percentage like 10%, a count like 150, or an existing path)",
+        )
     where.fail(
         (key,),
         f"invalid {display_key(key)} {value!r} (use a percentage like 10%, a count like 150, "

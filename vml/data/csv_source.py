@@ -18,7 +18,8 @@ MISSING_VALUES = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
 
 def read_csv(path: Path, options: InputConfig) -> Source:
     """Read ``path``: the target column gives the labels, ``features`` (default: every
-    other column) the numeric inputs; missing values per ``options.missing``."""
+    other column) the numeric inputs. Missing values stop the read (``error``), drop
+    the row (``drop``) or stay NaN for ``prepare`` to fill (``mean``)."""
     shown = os.path.relpath(path)
     if not path.is_file():
         raise UsageError(
@@ -58,9 +59,7 @@ def read_csv(path: Path, options: InputConfig) -> Source:
     if not rows:
         raise UsageError(f"data file {shown} has a header but no data rows (add rows)")
     x = np.asarray(rows, dtype=np.float32)
-    if options.missing == "mean":
-        means = np.nanmean(x, axis=0)
-        x = np.where(np.isnan(x), np.nan_to_num(means), x).astype(np.float32)
+    # missing: mean leaves NaN here; the means come from the training split alone.
     return Source(x=x, labels=np.asarray(labels), features=tuple(header[c] for c in columns))
 
 
@@ -87,11 +86,13 @@ def _column(header: list[str], name: str, shown: str, key: str) -> int:
 
 
 def _number(text: str, line: int, column: str, shown: str, missing: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    if text.strip().lower() in MISSING_VALUES:
+    is_missing = text.strip().lower() in MISSING_VALUES
+    if not is_missing:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    if is_missing:
         if missing != "error":
             return float("nan")
         raise UsageError(

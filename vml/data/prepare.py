@@ -200,6 +200,9 @@ def _build(
             xs[name] = _stack(images, source.names)
         else:
             xs[name] = np.asarray(source.x, dtype=np.float32)
+    if data.input.missing == "mean":
+        means = np.nan_to_num(np.nanmean(xs["train"], axis=0)) if len(xs["train"]) else 0.0
+        xs = {name: np.where(np.isnan(x), means, x).astype(np.float32) for name, x in xs.items()}
     xs, states = fit_and_apply(data.preprocess, xs)
     arrays = {f"x_{s}": xs[s].astype(np.float32) for s in SPLITS}
     arrays |= {f"y_{s}": ys[s] for s in SPLITS}

@@ -125,8 +125,8 @@ def _crop_offsets(image: np.ndarray, options: dict) -> tuple[int, int]:
     spare_h, spare_w = image.shape[0] - options["height"], image.shape[1] - options["width"]
     if spare_h < 0 or spare_w < 0:
         raise ValueError(
-            f"cannot crop {options['width']}x{options['height']} from a "
-            f"{image.shape[1]}x{image.shape[0]} image (add a larger resize before it)"
+            f"cannot crop {options['width']}x{options['height']} from an image of "
+            f"{image.shape[1]}x{image.shape[0]} (add a larger resize before it)"
         )
     return spare_h, spare_w
 
@@ -196,14 +196,14 @@ OPS: dict[str, Op] = {
     for op in (
         ScalerOp(
             "standardize",
-            "Scale each feature to mean 0 and standard deviation 1 (fitted on the training split).",
+            "Scale each feature to mean 0 and standard deviation 1.",
             (),
             _fit_standardize,
             _apply_standardize,
         ),
         ScalerOp(
             "normalize",
-            "Scale each feature linearly into [min, max] (min-max, fitted on the training split).",
+            "Scale each feature linearly into [min, max] (min-max).",
             (
                 HyperParam("min", float, 0.0, "Lower end of the output range."),
                 HyperParam("max", float, 1.0, "Upper end of the output range."),
@@ -316,7 +316,10 @@ def _check_options(op: Op, entry: dict, index: int) -> dict[str, Any]:
         try:
             options[key] = param.parse(value)
         except ValueError as exc:
-            raise OpError((index, key), f"invalid {display_key(key)} for op {op.name}: {exc}") from None
+            raise OpError(
+                (index, key),
+                f"invalid {display_key(key)} for op {op.name}: {exc} (allowed: {param.describe_range()})",
+            ) from None
     for name, value in options.items():
         if value is None:
             raise OpError((index,), f"op {op.name} needs {display_key(name)} (e.g. {display_key(name)}: 32)")

@@ -30,7 +30,7 @@ def _write_images(folder: Path, x: np.ndarray, y: np.ndarray, classes: tuple[str
     from PIL import Image
 
     for n, (image, label) in enumerate(zip(x, y, strict=True)):
-        target = folder / classes[label]
+        target = folder / classes[label] if classes else folder
         target.mkdir(parents=True, exist_ok=True)
         pixels = image.transpose(1, 2, 0)
         low, high = float(pixels.min()), float(pixels.max())
@@ -50,4 +50,4 @@ def _write_table(
         writer = csv.writer(handle)
         writer.writerow([*names, "label"])
         for row, label in zip(x.tolist(), y.tolist(), strict=True):
-            writer.writerow([*(f"{v:.6g}" for v in row), classes[label]])
+            writer.writerow([*(f"{v:.6g}" for v in row), classes[label] if classes else f"{label:.6g}"])

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from vml.atomic import write_text_atomic
-from vml.config import ProjectConfig, resolve_task
+from vml.config import ProjectConfig, Split, resolve_task
 from vml.data.prepare import PreparedData
 from vml.errors import ConflictError, UsageError
 from vml.params import display_key
@@ -248,8 +248,8 @@ def _write_config(
         "name": name,
         "model": project.model.name,
         "samples-dir": os.path.relpath(d.samples_dir, project.root),
-        "val-split": str(d.val_split),
-        "test-split": str(d.test_split),
+        "val-split": _split_value(d.val_split, project.root),
+        "test-split": _split_value(d.test_split, project.root),
         "data": {
             "input": {
                 "type": d.input.type,
@@ -263,3 +263,10 @@ def _write_config(
         "classes": list(data.classes),
     }
     write_text_atomic(folder / CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False))
+
+
+def _split_value(split: Split, root: Path) -> str | int:
+    """A split as written in vergeml.yaml."""
+    if split.path is not None:
+        return os.path.relpath(split.path, root)
+    return int(split.amount) if split.kind == "count" else str(split)
