@@ -163,6 +163,31 @@ TRAINING_PARAMS: tuple[HyperParam, ...] = (
         "Validation metric that picks best.pt (auto: val_acc, or val_loss for a regression).",
         choices=("auto", "val_acc", "val_loss"),
     ),
+    HyperParam(
+        "lr_schedule",
+        str,
+        "constant",
+        "How the learning rate changes: step, cosine, or warmup (linear ramp, then constant).",
+        choices=("constant", "step", "cosine", "warmup"),
+    ),
+    HyperParam("lr_step_epochs", int, 10, "step: epochs between learning-rate drops.", minimum=1),
+    HyperParam(
+        "lr_gamma",
+        float,
+        0.1,
+        "step: factor applied at each drop.",
+        minimum=0,
+        maximum=1,
+        exclusive_minimum=True,
+    ),
+    HyperParam("warmup_epochs", int, 2, "warmup: epochs to ramp the learning rate up.", minimum=1),
+    HyperParam(
+        "early_stopping_patience", int, 0, "Stop after N epochs without improvement (0: never).", minimum=0
+    ),
+    HyperParam("early_stopping_delta", float, 0.0, "Smallest change that counts as improvement.", minimum=0),
+    HyperParam("grad_clip", float, 0.0, "Clip the gradient norm to this (0: off).", minimum=0),
+    HyperParam("keep_checkpoints", int, 0, "Also keep epoch-N.pt for the last N epochs.", minimum=0),
+    HyperParam("mixed_precision", bool, False, "Train in float16 with loss scaling (CUDA only)."),
     HyperParam("log_every", int, 10, "Print a step line every N steps (off a terminal).", minimum=1),
     HyperParam("random_seed", int, 42, "Seed for splits, weights and shuffling.", minimum=0),
     HyperParam(

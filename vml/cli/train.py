@@ -31,5 +31,8 @@ def train(
         if result.best_epoch
         else ""
     )
+    if result.status == "failed":
+        print(f"{result.name}: failed: {result.error}{best}")
+        sys.exit(int(ExitCode.FAILURE))
     print(f"{result.name}: {result.status}{best}")
     sys.exit(int(ExitCode.INTERRUPTED))

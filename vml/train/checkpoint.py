@@ -77,11 +77,28 @@ class BestCheckpoint(Callback):
         trainer.logs["is_best"] = True
 
 
-class LastCheckpoint(Callback):
-    """Save ``last.pt`` (weights, optimizer, epoch, RNG) after every epoch, for resume."""
+class EpochCheckpoints(Callback):
+    """Keep the weights of the last ``keep`` epochs as ``epoch-N.pt``."""
 
-    def __init__(self, folder: Path, extra: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, keep: int) -> None:
+        self.folder = folder
+        self.keep = keep
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        save_checkpoint(
+            {"model": trainer.model.state_dict(), "epoch": trainer.epoch},
+            self.folder / f"epoch-{trainer.epoch}.pt",
+        )
+        (self.folder / f"epoch-{trainer.epoch - self.keep}.pt").unlink(missing_ok=True)
+
+
+class LastCheckpoint(Callback):
+    """Save ``last.pt`` (weights, optimizer, schedule, epoch, RNG) after every epoch,
+    for resume."""
+
+    def __init__(self, folder: Path, scheduler: Any, extra: dict[str, Any]) -> None:
         self.path = folder / LAST
+        self.scheduler = scheduler
         self.extra = extra
 
     def on_epoch_end(self, trainer: Trainer) -> None:
@@ -89,6 +106,7 @@ class LastCheckpoint(Callback):
             {
                 "model": trainer.model.state_dict(),
                 "optimizer": trainer.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
                 "epoch": trainer.epoch,
                 "rng": torch.get_rng_state(),
                 "shuffle_rng": trainer.generator.get_state(),

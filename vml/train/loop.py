@@ -92,6 +92,8 @@ class Trainer:
     generator: torch.Generator
     loss_fn: LossFn = nn.functional.cross_entropy
     classification: bool = True
+    grad_clip: float = 0.0
+    mixed_precision: bool = False
     callbacks: Sequence[Callback] = ()
     epoch: int = 0
     step: int = 0
@@ -99,6 +101,7 @@ class Trainer:
     loss: float = math.nan
     logs: dict[str, Any] = field(default_factory=dict)
     stop_reason: str | None = None
+    failure: str | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -118,6 +121,10 @@ class Trainer:
             self._call("on_train_end")
 
     def _epochs(self) -> None:
+        device_type = self.train.x.device.type
+        # Loss scaling only matters (and only exists) for float16 on CUDA.
+        amp = self.mixed_precision and device_type == "cuda"
+        scaler = torch.amp.GradScaler(device_type, enabled=amp)
         while self.epoch < self.epochs and self.stop_reason is None:
             self.model.train()
             order = torch.randperm(len(self.train), generator=self.generator).to(self.train.x.device)
@@ -128,11 +135,23 @@ class Trainer:
                 index = order[(step - 1) * self.batch_size : step * self.batch_size]
                 x, y = self.train.x[index], self.train.y[index]
                 self.optimizer.zero_grad(set_to_none=True)
-                out = self.model(x)
-                loss = self.loss_fn(out, y)
-                loss.backward()
-                self.optimizer.step()
+                with torch.autocast(device_type, enabled=amp):
+                    out = self.model(x)
+                    loss = self.loss_fn(out, y)
+                scaler.scale(loss).backward()
+                if self.grad_clip:
+                    scaler.unscale_(self.optimizer)
+                    nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+                scaler.step(self.optimizer)
+                scaler.update()
                 self.loss = loss.item()
+                if not math.isfinite(self.loss):
+                    self.failure = (
+                        f"the loss became {self.loss} at epoch {self.epoch + 1}, step {step} "
+                        "(try a lower --learning-rate, --grad-clip=1, or check the data for extreme values)"
+                    )
+                    self.stop_reason = "failed"
+                    break
                 total_loss += self.loss * len(y)
                 if self.classification:
                     correct += (out.argmax(1) == y).sum().item()

@@ -23,10 +23,12 @@ from vml.params import display_key
 from vml.store import RunStore
 from vml.store.runs import utcnow
 from vml.train.cancel import CancelOnSignal
-from vml.train.checkpoint import BEST, BestCheckpoint, LastCheckpoint, load_checkpoint
+from vml.train.checkpoint import BEST, BestCheckpoint, EpochCheckpoints, LastCheckpoint, load_checkpoint
+from vml.train.early_stopping import EarlyStopping
 from vml.train.loop import Tensors, Trainer, build_optimizer, evaluate, loss_function
 from vml.train.progress import LogLines, ProgressBar
 from vml.train.recorder import StoreRecorder
+from vml.train.schedule import StepSchedule, build_schedule
 
 LOG_FILE = "log.txt"
 CONFIG_FILE = "config.yaml"
@@ -43,6 +45,7 @@ class RunResult:
     best_metric: float | None = None
     best_epoch: int | None = None
     monitor: str = "val_acc"
+    error: str | None = None
 
     def summary(self) -> str:
         """``test_acc 0.9722, test_loss 0.0857`` (no accuracy for a regression)."""
@@ -168,6 +171,7 @@ def _train(run: _Run, stderr: TextIO) -> RunResult:
         "hyperparameters": hparams,
     }
     best = BestCheckpoint(folder, run.monitor, extra)
+    scheduler = build_schedule(optimizer, hparams)
     say = _printer(stderr)
     if stderr.isatty():
         bar = ProgressBar(stderr)
@@ -187,16 +191,46 @@ def _train(run: _Run, stderr: TextIO) -> RunResult:
         generator=generator,
         loss_fn=loss_fn,
         classification=classification,
+        grad_clip=hparams["grad_clip"],
+        mixed_precision=hparams["mixed_precision"],
         # Checkpoints run before output and recording, so both can report "best".
         callbacks=[
             cancel,
             best,
-            LastCheckpoint(folder, extra),
+            *([EpochCheckpoints(folder, hparams["keep_checkpoints"])] if hparams["keep_checkpoints"] else []),
+            StepSchedule(scheduler),
+            LastCheckpoint(folder, scheduler, extra),
             *progress,
             StoreRecorder(store, run_id, best),
+            *(
+                [
+                    EarlyStopping(
+                        run.monitor, hparams["early_stopping_patience"], hparams["early_stopping_delta"]
+                    )
+                ]
+                if hparams["early_stopping_patience"]
+                else []
+            ),
         ],
     )
     trainer.fit()
+    if trainer.stop_reason == "failed":
+        store.update_run(
+            run_id, status="failed", ended_at=utcnow(), error=trainer.failure, epoch=trainer.epoch
+        )
+        return RunResult(
+            name,
+            "failed",
+            best_metric=best.best,
+            best_epoch=best.best_epoch,
+            monitor=best.monitor,
+            error=trainer.failure,
+        )
+    if trainer.stop_reason == "early-stopped":
+        message = f"early stopping after epoch {trainer.epoch}: no {run.monitor} improvement in {hparams['early_stopping_patience']} epochs"
+        store.add_event(run_id, "early-stopped", message)
+        log_line(message)
+        notify(message)
     if trainer.stop_reason == "cancelled":
         store.update_run(
             run_id, status="cancelled", ended_at=utcnow(), epoch=trainer.epoch, step=trainer.step
