@@ -183,7 +183,7 @@ def load_project(root: Path | str) -> ProjectConfig:
     where = _Locator(file, marks)
     _check_keys(tree, SCHEMA, (), where)
 
-    model = _model(tree, where)
+    model = _model(root, tree, where)
     data = _data_config(root, tree, where)
     hyper = _file_hyperparameters(tree, marks, model, where)
     columns = tree.get("list", {}).get("columns")
@@ -335,10 +335,10 @@ def _check_keys(tree: dict, schema: dict, path: tuple, where: _Locator) -> None:
             _check_keys(value, sub, (*path, key), where)
 
 
-def _model(tree: dict, where: _Locator) -> ModelSpec:
+def _model(root: Path, tree: dict, where: _Locator) -> ModelSpec:
     name = tree.get("model", "mlp")
     try:
-        return get_model(str(name))
+        return get_model(str(name), root)
     except UsageError as exc:
         where.fail(("model",), exc.message)
         raise

@@ -10,7 +10,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from vml.errors import UsageError
-from vml.models import BUILTIN_MODELS, ModelSpec
+from vml.models import ModelSpec, available_models
 from vml.params import TRAINING_PARAMS, HyperParam, display_key
 
 if TYPE_CHECKING:
@@ -122,7 +122,15 @@ def train_page(model: ModelSpec, file_values: dict[str, object]) -> str:
 
 def models_page() -> str:
     lines = ["# Models", "", "Pick one with `model:` in vergeml.yaml.", ""]
-    lines += [f"- **{m.name}**: {m.summary} (`ml help {m.name}`)" for m in BUILTIN_MODELS.values()]
+    lines += [f"- **{m.name}**: {m.summary} (`ml help {m.name}`)" for m in available_models().values()]
+    lines += [
+        "",
+        "Your own network: `model: ./net.py:Net` names an `nn.Module` class (or a function) in the",
+        "project; its constructor's arguments with defaults become hyperparameters, typed by their",
+        "hints (int, float, str, bool, Literal[...]), and `input_shape` and `num_classes` are",
+        "filled in from the data. Installed packages add models under the entry point group",
+        "`vml.models`. See docs/models.md.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -182,7 +190,7 @@ def find(query: str) -> tuple[str, str] | None:
     for name, (_, text) in static_topics().items():
         if lookup_key(name) == key:
             return "topic", text
-    for model in BUILTIN_MODELS.values():
+    for model in available_models().values():
         if model.name == key:
             return "model", model_page(model)
     page = op_page(key.replace(" ", "-"))
@@ -198,7 +206,7 @@ def not_found(query: str) -> UsageError:
     """The error for an unknown topic or term, with the closest matches."""
     from vml.data.preprocess import OPS
 
-    names = list(GENERATED_TOPICS) + list(static_topics()) + list(BUILTIN_MODELS) + list(OPS)
+    names = list(GENERATED_TOPICS) + list(static_topics()) + list(available_models()) + list(OPS)
     for term in glossary():
         names += [term.name.lower(), *(a.lower() for a in term.aliases)]
     unique = list(dict.fromkeys(lookup_key(n) for n in names))

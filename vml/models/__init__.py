@@ -1,11 +1,20 @@
-"""The model registry. Specs are torch-free so ``ml help`` and ``ml list`` stay fast;
-a model's network code is imported only when a run builds it."""
+"""The model registry: built-ins, installed plugins (entry point group ``vml.models``)
+and the project's own ``model: ./net.py:Net``.
+
+Specs are torch-free, so ``ml help`` and ``ml list`` stay fast: a project file is
+read with ``ast`` rather than imported, and a model's code is imported only when a run
+builds it.
+"""
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
+import inspect
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vml.errors import UsageError
@@ -14,23 +23,41 @@ from vml.params import HyperParam
 if TYPE_CHECKING:
     from torch import nn
 
+# Constructor arguments vml fills in from the data; every other argument is a hyperparameter.
+DATA_ARGUMENTS = ("input_shape", "num_classes")
+PLUGIN_GROUP = "vml.models"
+
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model's name, summary, declared hyperparameters and where its code lives
-    (``module:function`` taking ``input_shape, num_classes, **hyperparameters``)."""
+    """A model's name, summary, declared hyperparameters and where its code lives:
+    ``factory`` is ``module:attribute`` (or ``path.py:attribute`` when ``source`` is a
+    project file) naming a function or ``nn.Module`` class that takes
+    ``input_shape``, ``num_classes`` and the hyperparameters as keywords."""
 
     name: str
     summary: str
     hyperparameters: tuple[HyperParam, ...]
     factory: str
+    source: Path | None = None
 
     def build(self, input_shape: tuple[int, ...], num_classes: int, **hparams: Any) -> nn.Module:
         """Import the model's code and construct the network."""
-        module_name, function_name = self.factory.split(":")
-        factory = getattr(importlib.import_module(module_name), function_name)
-        own = {p.name for p in self.hyperparameters}
-        return factory(input_shape, num_classes, **{k: v for k, v in hparams.items() if k in own})
+        factory = self._load()
+        accepted = inspect.signature(factory).parameters
+        given = {"input_shape": input_shape, "num_classes": num_classes}
+        given |= {p.name: hparams[p.name] for p in self.hyperparameters if p.name in hparams}
+        return factory(**{k: v for k, v in given.items() if k in accepted})
+
+    def _load(self) -> Any:
+        module_name, attribute = self.factory.rsplit(":", 1)
+        if self.source is None:
+            return getattr(importlib.import_module(module_name), attribute)
+        spec = importlib.util.spec_from_file_location(f"vml_project_model_{self.source.stem}", self.source)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return getattr(module, attribute)
 
 
 MLP = ModelSpec(
@@ -40,25 +67,66 @@ MLP = ModelSpec(
         HyperParam("hidden_size", int, 128, "Units in each hidden layer.", minimum=1),
         HyperParam("hidden_layers", int, 1, "Number of hidden layers.", minimum=0, maximum=16),
         HyperParam(
-            "dropout",
-            float,
-            0.1,
-            "Fraction of hidden units dropped while training.",
-            minimum=0,
-            maximum=0.95,
+            "dropout", float, 0.1, "Fraction of hidden units dropped while training.", minimum=0, maximum=0.95
         ),
     ),
     factory="vml.models.mlp:build",
 )
 
-BUILTIN_MODELS: dict[str, ModelSpec] = {MLP.name: MLP}
+CNN = ModelSpec(
+    name="cnn",
+    summary="A small convolutional network for images (channels x height x width).",
+    hyperparameters=(
+        HyperParam(
+            "channels", int, 32, "Filters in the first convolution (doubled in each next one).", minimum=1
+        ),
+        HyperParam(
+            "conv_layers", int, 2, "Convolution blocks (conv, ReLU, 2x2 max-pool).", minimum=1, maximum=8
+        ),
+        HyperParam(
+            "kernel_size", int, 3, "Width and height of each convolution kernel.", minimum=1, maximum=11
+        ),
+        HyperParam(
+            "dropout",
+            float,
+            0.1,
+            "Fraction of features dropped before the classifier.",
+            minimum=0,
+            maximum=0.95,
+        ),
+    ),
+    factory="vml.models.cnn:build",
+)
+
+LINEAR = ModelSpec(
+    name="linear",
+    summary="A linear baseline: one fully connected layer on the flattened input.",
+    hyperparameters=(),
+    factory="vml.models.linear:build",
+)
+
+BUILTIN_MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (MLP, CNN, LINEAR)}
 
 
-def get_model(name: str) -> ModelSpec:
-    """Look up a model by name; a miss names the closest known model."""
-    spec = BUILTIN_MODELS.get(name.strip().lower())
+def get_model(name: str, root: Path | None = None) -> ModelSpec:
+    """Look up a model: a built-in or plugin by name, or ``./file.py:Class`` inside
+    the project at ``root``. A miss names the closest known model."""
+    name = name.strip()
+    if ".py:" in name:
+        from vml.models.local import spec_from_file
+
+        return spec_from_file(name, root or Path.cwd())
+    models = available_models()
+    spec = models.get(name.lower())
     if spec is not None:
         return spec
-    close = difflib.get_close_matches(name, BUILTIN_MODELS, n=1)
-    hint = f"did you mean {close[0]}?" if close else f"known models: {', '.join(BUILTIN_MODELS)}"
-    raise UsageError(f"unknown model {name!r}: {hint} (see ml help models)")
+    close = difflib.get_close_matches(name.lower(), models, n=1)
+    hint = f"did you mean {close[0]}?" if close else f"known models: {', '.join(models)}"
+    raise UsageError(f"unknown model {name!r}: {hint} (see ml help models, or use ./file.py:Class)")
+
+
+def available_models() -> dict[str, ModelSpec]:
+    """Built-ins, then installed plugins (a plugin cannot replace a built-in)."""
+    from vml.models.plugins import plugin_models
+
+    return plugin_models() | BUILTIN_MODELS

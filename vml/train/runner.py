@@ -80,6 +80,11 @@ def train_run(
     anything is recorded; once recorded, the run always ends with a final status."""
     device = resolve_device(hparams["device"])
     task, monitor = resolve_task(hparams)
+    # Seeded before the weights are drawn; built before anything is recorded, so a
+    # model that rejects the data (cnn on a table) records no run.
+    torch.manual_seed(hparams["random_seed"])
+    outputs = len(data.classes) if task == "classification" else 1
+    model = project.model.build(data.input_shape, outputs, **hparams).to(device)
     folder = project.trainings_dir / name
     with RunStore(project.trainings_dir / "vml.db") as store:
         try:
@@ -107,7 +112,7 @@ def train_run(
         with (folder / LOG_FILE).open("a", encoding="utf-8", buffering=1) as log:
             log_line = lambda line: log.write(line + "\n")  # noqa: E731
             log_line(f"run {name}: model {project.model.name}, device {device}, started {utcnow()}")
-            run = _Run(project, name, hparams, task, monitor, data, device, folder, store, run_id, log_line)
+            run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id, log_line)
             try:
                 result = _train(run, stderr)
             except KeyboardInterrupt:
@@ -137,6 +142,7 @@ class _Run:
     task: str
     monitor: str
     data: PreparedData
+    model: torch.nn.Module
     device: torch.device
     folder: Path
     store: RunStore
@@ -147,14 +153,12 @@ class _Run:
 def _train(run: _Run, stderr: TextIO) -> RunResult:
     project, name, hparams, data, device = run.project, run.name, run.hparams, run.data, run.device
     folder, store, run_id, log_line = run.folder, run.store, run.run_id, run.log_line
-    torch.manual_seed(hparams["random_seed"])
     generator = torch.Generator().manual_seed(hparams["random_seed"])
     splits = {
         s: Tensors(_tensor(data.x(s), device), _tensor(data.y(s), device)) for s in ("train", "val", "test")
     }
     classification = run.task == "classification"
-    outputs = len(data.classes) if classification else 1
-    model = project.model.build(data.input_shape, outputs, **hparams).to(device)
+    model = run.model
     loss_fn = loss_function(hparams["loss"])
     optimizer = build_optimizer(
         hparams["optimizer"],
