@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from vml import api
 
 
 def run_ml(
@@ -40,3 +47,28 @@ def run_ml_in_process_report_torch(args: list[str], cwd: Path) -> tuple[str, boo
     result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout, result.stderr.strip().splitlines()[-1] == "True"
+
+
+def image_project(root: Path, per_class: int = 30) -> Path:
+    """Digits written as 8x8 PNGs into samples/<label>/."""
+    project = api.create_project(root)
+    with (project / "data" / "digits.csv").open() as handle:
+        rows = list(csv.reader(handle))[1:]
+    counts: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        label = row[-1]
+        if counts.get(label, 0) >= per_class:
+            continue
+        counts[label] = counts.get(label, 0) + 1
+        folder = project / "samples" / label
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = (np.array(row[:-1], dtype=float).reshape(8, 8) * 255 / 16).astype(np.uint8)
+        Image.fromarray(pixels, mode="L").save(folder / f"{i}.png")
+    spec = {
+        "model": "cnn",
+        "samples-dir": "samples",
+        "data": {"input": {"type": "labeled-image"}},
+        "train": {"epochs": 15},
+    }
+    (project / "vergeml.yaml").write_text(yaml.safe_dump(spec))
+    return project

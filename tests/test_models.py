@@ -3,7 +3,6 @@ and installed plugins (entry point group ``vml.models``)."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -12,11 +11,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
-from helpers import run_ml_in_process_report_torch
-from PIL import Image
+from helpers import image_project, run_ml_in_process_report_torch
 
 from vml import api
 
@@ -45,31 +42,6 @@ def set_model(project: Path, model: str) -> None:
     spec = yaml.safe_load((project / "vergeml.yaml").read_text())
     spec["model"] = model
     (project / "vergeml.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-
-
-def image_project(root: Path, per_class: int = 30) -> Path:
-    """Digits written as 8x8 PNGs into samples/<label>/."""
-    project = api.create_project(root)
-    with (project / "data" / "digits.csv").open() as handle:
-        rows = list(csv.reader(handle))[1:]
-    counts: dict[str, int] = {}
-    for i, row in enumerate(rows):
-        label = row[-1]
-        if counts.get(label, 0) >= per_class:
-            continue
-        counts[label] = counts.get(label, 0) + 1
-        folder = project / "samples" / label
-        folder.mkdir(parents=True, exist_ok=True)
-        pixels = (np.array(row[:-1], dtype=float).reshape(8, 8) * 255 / 16).astype(np.uint8)
-        Image.fromarray(pixels, mode="L").save(folder / f"{i}.png")
-    spec = {
-        "model": "cnn",
-        "samples-dir": "samples",
-        "data": {"input": {"type": "labeled-image"}},
-        "train": {"epochs": 15},
-    }
-    (project / "vergeml.yaml").write_text(yaml.safe_dump(spec))
-    return project
 
 
 def train(project: Path, *args: str, name: str):

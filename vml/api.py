@@ -23,7 +23,7 @@ from vml.config import (
     resolve_hyperparameters,
     resolve_task,
 )
-from vml.errors import UsageError
+from vml.errors import NotFoundError, UsageError
 from vml.names import generate_name, validate_name
 
 DB_FILE = "vml.db"
@@ -203,6 +203,97 @@ class Project:
         from vml.train.runner import train_run
 
         return train_run(self.config, run_name, hparams, data, stderr=stderr)
+
+    def find_run(self, ref: str) -> dict[str, Any]:
+        """A run by full name, ``@name``, a unique prefix, or ``@last`` (the newest)."""
+        runs = self.runs()
+        if not runs:
+            raise NotFoundError("there are no runs yet (start one with: ml train)")
+        if ref == "@last":
+            return runs[0]
+        name = ref.removeprefix("@")
+        for run in runs:
+            if run["name"] == name:
+                return run
+        matches = [run for run in runs if run["name"].startswith(name)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            shown = ", ".join(run["name"] for run in matches[:10])
+            raise UsageError(f"{ref!r} matches {len(matches)} runs: {shown} (type more of the name)")
+        import difflib
+
+        close = difflib.get_close_matches(name, [run["name"] for run in runs], n=1)
+        hint = f"did you mean {close[0]}?" if close else "ml list shows the runs"
+        raise NotFoundError(f"no run named {ref!r} ({hint})")
+
+    def _prepare_for(self, run: dict[str, Any], stderr: TextIO):
+        """The data a run trained on, prepared again (from the cache when unchanged)."""
+        from vml.data.prepare import prepare_data
+
+        if run["status"] == "deleted":
+            raise NotFoundError(f"run {run['name']!r} was deleted (its folder is gone)")
+        hparams = run["hyperparameters"]
+        return prepare_data(
+            self.config,
+            hparams["random_seed"],
+            say=lambda line: print(line, file=stderr),
+            task=resolve_task(hparams)[0],
+        )
+
+    def resume(self, ref: str, stderr: TextIO = sys.stderr):
+        """Continue a cancelled, failed or crashed run from its ``last.pt``, in this
+        process; returns a ``RunResult``."""
+        run = self.find_run(ref)
+        if run["status"] == "finished":
+            raise UsageError(f"run {run['name']!r} already finished (start a new one with ml train)")
+        if run["model"] != self.config.model.name:
+            raise UsageError(
+                f"run {run['name']!r} trained model {run['model']!r} but vergeml.yaml now names "
+                f"{self.config.model.name!r} (put it back to resume)"
+            )
+        data = self._prepare_for(run, stderr)
+        if data.fingerprint != run["fingerprint"]:
+            raise UsageError(
+                f"the data or preprocessing changed since run {run['name']!r} started "
+                "(resume needs the same data; undo the change or start a new run)"
+            )
+        from vml.train.runner import resume_run
+
+        return resume_run(self.config, run, data, stderr=stderr)
+
+    def test(self, ref: str, stderr: TextIO = sys.stderr) -> dict[str, Any]:
+        """Evaluate a run's best checkpoint on its test split again."""
+        run = self.find_run(ref)
+        data = self._prepare_for(run, stderr)
+        from vml.train.inference import load_best, test_split_scores
+
+        model, checkpoint = load_best(self.trainings_dir / run["name"], self.root)
+        return {
+            "instance": run["name"],
+            **test_split_scores(model, checkpoint, data.x("test"), data.y("test")),
+        }
+
+    def predict(self, ref: str, files: list[Path | str], top: int = 3) -> list[dict[str, Any]]:
+        """Top-``top`` labels with probabilities for image files or CSV rows."""
+        run = self.find_run(ref)
+        from vml.train.inference import load_best, predict, read_inputs
+
+        model, checkpoint = load_best(self.trainings_dir / run["name"], self.root)
+        x, names = read_inputs([Path(f) for f in files], checkpoint)
+        return predict(model, checkpoint, x, names, top)
+
+    def export(self, ref: str, directory: Path | str) -> list[str]:
+        """Write the run's best weights, config, labels, preprocessing and (when the
+        model allows) a ``torch.export`` program, usable without vml."""
+        run = self.find_run(ref)
+        target = Path(directory)
+        if target.exists() and any(target.iterdir()):
+            raise UsageError(f"{target} is not empty (pick a new directory)")
+        from vml.train.inference import export, load_best
+
+        model, checkpoint = load_best(self.trainings_dir / run["name"], self.root)
+        return export(model, checkpoint, self.trainings_dir / run["name"], target)
 
 
 LIST_COLUMNS = ("instance", "model", "status", "training_start", "epoch", "batch", "test_acc", "test_loss")

@@ -11,7 +11,7 @@ import traceback
 import typer
 
 from vml import __version__
-from vml.cli import cache, list_runs, new, preprocess, train
+from vml.cli import cache, list_runs, new, preprocess, runs, train
 from vml.cli import help as help_cmd
 from vml.errors import ExitCode, VmlError
 
@@ -53,6 +53,10 @@ app.command(
 )(train.train)
 app.command("list")(list_runs.list_runs)
 app.command("preprocess")(preprocess.preprocess)
+app.command("resume")(runs.resume)
+app.command("test")(runs.test)
+app.command("predict")(runs.predict)
+app.command("export")(runs.export)
 app.command("help")(help_cmd.help_topic)
 app.add_typer(cache.app, name="cache")
 

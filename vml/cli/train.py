@@ -21,8 +21,11 @@ def train(
     Hyperparameters follow as --key=value or --key value, e.g.
     `ml train --learning-rate=0.005 --epochs=50`; `ml help train` lists them.
     """
-    project = api.Project()
-    result = project.train_in_process(ctx.args, name=name)
+    report(api.Project().train_in_process(ctx.args, name=name))
+
+
+def report(result) -> None:
+    """Print how a run ended (stdout) and exit with the matching code."""
     if result.status == "finished":
         print(f"{result.name}: finished, {result.summary()}")
         return

@@ -197,7 +197,7 @@ def _build(
                 )
             except ValueError as exc:
                 raise UsageError(f"preprocessing {name} images: {exc}") from None
-            xs[name] = _stack(images, source.names)
+            xs[name] = stack_images(images, source.names)
         else:
             xs[name] = np.asarray(source.x, dtype=np.float32)
     if data.input.missing == "mean":
@@ -210,7 +210,7 @@ def _build(
     return arrays, classes, main.features
 
 
-def _stack(images: list[np.ndarray], names: tuple[str, ...] | None) -> np.ndarray:
+def stack_images(images: list[np.ndarray], names: tuple[str, ...] | None) -> np.ndarray:
     """Images of one size as an (N, channels, height, width) array."""
     if not images:
         return np.zeros((0, 1, 1, 1), dtype=np.float32)

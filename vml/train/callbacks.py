@@ -19,3 +19,9 @@ class Callback:
     def on_epoch_end(self, trainer: Trainer) -> None: ...
 
     def on_train_end(self, trainer: Trainer) -> None: ...
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs to continue as if never stopped (saved in last.pt)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None: ...

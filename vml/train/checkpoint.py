@@ -76,6 +76,12 @@ class BestCheckpoint(Callback):
         )
         trainer.logs["is_best"] = True
 
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+
 
 class EpochCheckpoints(Callback):
     """Keep the weights of the last ``keep`` epochs as ``epoch-N.pt``."""
@@ -102,11 +108,14 @@ class LastCheckpoint(Callback):
         self.extra = extra
 
     def on_epoch_end(self, trainer: Trainer) -> None:
+        callbacks = {type(c).__name__: c.state_dict() for c in trainer.callbacks if c.state_dict()}
         save_checkpoint(
             {
                 "model": trainer.model.state_dict(),
                 "optimizer": trainer.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
+                "callbacks": callbacks,
+                "global_step": trainer.global_step,
                 "epoch": trainer.epoch,
                 "rng": torch.get_rng_state(),
                 "shuffle_rng": trainer.generator.get_state(),
@@ -114,3 +123,18 @@ class LastCheckpoint(Callback):
             },
             self.path,
         )
+
+
+def restore(trainer: Trainer, scheduler: Any, state: dict[str, Any]) -> None:
+    """Put a trainer back where ``last.pt`` left it."""
+    trainer.model.load_state_dict(state["model"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    trainer.epoch = state["epoch"]
+    trainer.global_step = state["global_step"]
+    torch.set_rng_state(state["rng"])
+    trainer.generator.set_state(state["shuffle_rng"])
+    for callback in trainer.callbacks:
+        saved = state["callbacks"].get(type(callback).__name__)
+        if saved:
+            callback.load_state_dict(saved)

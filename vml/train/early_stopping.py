@@ -30,3 +30,9 @@ class EarlyStopping(Callback):
         if self.waited >= self.patience:
             self.stopped_epoch = trainer.epoch
             trainer.stop_reason = "early-stopped"
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "waited": self.waited}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.waited = state["best"], state["waited"]

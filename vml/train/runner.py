@@ -23,7 +23,15 @@ from vml.params import display_key
 from vml.store import RunStore
 from vml.store.runs import utcnow
 from vml.train.cancel import CancelOnSignal
-from vml.train.checkpoint import BEST, BestCheckpoint, EpochCheckpoints, LastCheckpoint, load_checkpoint
+from vml.train.checkpoint import (
+    BEST,
+    LAST,
+    BestCheckpoint,
+    EpochCheckpoints,
+    LastCheckpoint,
+    load_checkpoint,
+    restore,
+)
 from vml.train.early_stopping import EarlyStopping
 from vml.train.loop import Tensors, Trainer, build_optimizer, evaluate, loss_function
 from vml.train.progress import LogLines, ProgressBar
@@ -80,11 +88,9 @@ def train_run(
     anything is recorded; once recorded, the run always ends with a final status."""
     device = resolve_device(hparams["device"])
     task, monitor = resolve_task(hparams)
-    # Seeded before the weights are drawn; built before anything is recorded, so a
-    # model that rejects the data (cnn on a table) records no run.
-    torch.manual_seed(hparams["random_seed"])
-    outputs = len(data.classes) if task == "classification" else 1
-    model = project.model.build(data.input_shape, outputs, **hparams).to(device)
+    # Built before anything is recorded, so a model that rejects the data (cnn on a
+    # table) records no run.
+    model = _build_model(project, hparams, data, task, device)
     folder = project.trainings_dir / name
     with RunStore(project.trainings_dir / "vml.db") as store:
         try:
@@ -109,27 +115,80 @@ def train_run(
                 f"folder {folder} already exists (pick another --name or remove it)"
             ) from None
         _write_config(folder, project, name, hparams, data)
-        with (folder / LOG_FILE).open("a", encoding="utf-8", buffering=1) as log:
-            log_line = lambda line: log.write(line + "\n")  # noqa: E731
-            log_line(f"run {name}: model {project.model.name}, device {device}, started {utcnow()}")
-            run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id, log_line)
-            try:
-                result = _train(run, stderr)
-            except KeyboardInterrupt:
-                store.update_run(run_id, status="cancelled", ended_at=utcnow())
-                log_line("cancelled")
-                return RunResult(name, "cancelled", monitor=monitor)
-            except BaseException as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                store.update_run(run_id, status="failed", ended_at=utcnow(), error=error)
-                log_line(f"failed: {error}")
-                raise
-            if result.status == "finished":
-                log_line(f"finished: {result.summary()}")
-            else:
-                best = f"best {result.monitor} {result.best_metric} at epoch {result.best_epoch}"
-                log_line(f"{result.status}: {best}")
-            return result
+        run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id)
+        return _execute(run, stderr, resume=None)
+
+
+def resume_run(
+    project: ProjectConfig, row: dict[str, Any], data: PreparedData, stderr: TextIO = sys.stderr
+) -> RunResult:
+    """Continue a stopped run from its ``last.pt``: weights, optimizer, schedule,
+    epoch, random state and callback state, so it ends as if never interrupted."""
+    hparams = row["hyperparameters"]
+    folder = project.trainings_dir / row["name"]
+    last = folder / LAST
+    if not last.is_file():
+        raise UsageError(
+            f"run {row['name']!r} has no last.pt (it stopped before its first epoch ended; start it again)"
+        )
+    device = resolve_device(hparams["device"])
+    task, monitor = resolve_task(hparams)
+    model = _build_model(project, hparams, data, task, device)
+    checkpoint = load_checkpoint(last)
+    with RunStore(project.trainings_dir / "vml.db") as store:
+        store.update_run(
+            row["id"],
+            status="running",
+            ended_at=None,
+            error=None,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            heartbeat=utcnow(),
+        )
+        store.add_event(row["id"], "resumed", f"resumed after epoch {checkpoint['epoch']}")
+        run = _Run(
+            project, row["name"], hparams, task, monitor, data, model, device, folder, store, row["id"]
+        )
+        return _execute(run, stderr, resume=checkpoint)
+
+
+def _build_model(
+    project: ProjectConfig, hparams: dict[str, Any], data: PreparedData, task: str, device: torch.device
+):
+    # Seeded right before the weights are drawn, so the same seed gives the same start.
+    torch.manual_seed(hparams["random_seed"])
+    outputs = len(data.classes) if task == "classification" else 1
+    return project.model.build(data.input_shape, outputs, **hparams).to(device)
+
+
+def _execute(run: _Run, stderr: TextIO, resume: dict[str, Any] | None) -> RunResult:
+    """Train with the run's log open; record how it ended, whatever happens."""
+    store, run_id = run.store, run.run_id
+    with (run.folder / LOG_FILE).open("a", encoding="utf-8", buffering=1) as log:
+
+        def log_line(line: str) -> None:
+            log.write(line + "\n")
+
+        verb = f"resumed after epoch {resume['epoch']}" if resume else "started"
+        log_line(f"run {run.name}: model {run.project.model.name}, device {run.device}, {verb} {utcnow()}")
+        try:
+            result = _train(run, stderr, log_line, resume)
+        except KeyboardInterrupt:
+            store.update_run(run_id, status="cancelled", ended_at=utcnow())
+            log_line("cancelled")
+            return RunResult(run.name, "cancelled", monitor=run.monitor)
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            store.update_run(run_id, status="failed", ended_at=utcnow(), error=error)
+            log_line(f"failed: {error}")
+            raise
+        if result.status == "finished":
+            log_line(f"finished: {result.summary()}")
+        else:
+            log_line(
+                f"{result.status}: best {result.monitor} {result.best_metric} at epoch {result.best_epoch}"
+            )
+        return result
 
 
 @dataclass(frozen=True)
@@ -147,12 +206,13 @@ class _Run:
     folder: Path
     store: RunStore
     run_id: int
-    log_line: Callable[[str], None]
 
 
-def _train(run: _Run, stderr: TextIO) -> RunResult:
+def _train(
+    run: _Run, stderr: TextIO, log_line: Callable[[str], None], resume: dict[str, Any] | None
+) -> RunResult:
     project, name, hparams, data, device = run.project, run.name, run.hparams, run.data, run.device
-    folder, store, run_id, log_line = run.folder, run.store, run.run_id, run.log_line
+    folder, store, run_id = run.folder, run.store, run.run_id
     generator = torch.Generator().manual_seed(hparams["random_seed"])
     splits = {
         s: Tensors(_tensor(data.x(s), device), _tensor(data.y(s), device)) for s in ("train", "val", "test")
@@ -173,6 +233,15 @@ def _train(run: _Run, stderr: TextIO) -> RunResult:
         "classes": list(data.classes),
         "input_shape": list(data.input_shape),
         "hyperparameters": hparams,
+        # What predict and export need to prepare new inputs the way training did.
+        "input_type": project.data.input.type,
+        "features": list(data.features or []),
+        "preprocess": [dict(op) for op in project.data.preprocess],
+        "preprocess_state": {
+            key.removeprefix("state."): torch.from_numpy(np.array(value))
+            for key, value in data.arrays.items()
+            if key.startswith("state.")
+        },
     }
     best = BestCheckpoint(folder, run.monitor, extra)
     scheduler = build_schedule(optimizer, hparams)
@@ -217,6 +286,8 @@ def _train(run: _Run, stderr: TextIO) -> RunResult:
             ),
         ],
     )
+    if resume is not None:
+        restore(trainer, scheduler, resume)
     trainer.fit()
     if trainer.stop_reason == "failed":
         store.update_run(

@@ -1,0 +1,66 @@
+"""Commands on one trained run: ``ml resume``, ``ml test``, ``ml predict``, ``ml export``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from vml import api
+from vml.cli import render
+from vml.cli.train import report
+from vml.errors import UsageError
+
+RUN = typer.Argument(..., help="A run: its name, @name, a unique prefix, or @last.")
+
+
+def resume(run: str = RUN) -> None:
+    """Continue a cancelled, failed or crashed run from its last.pt."""
+    report(api.Project().resume(run))
+
+
+def test(run: str = RUN, fmt: str = typer.Option("table", "--format", "-f", help="table or json.")) -> None:
+    """Evaluate a run's best checkpoint on its test split again."""
+    scores = api.Project().test(run)
+    if fmt == "json":
+        render.print_json(scores)
+        return
+    acc = f"test_acc {scores['test_acc']:.4f}, " if scores["test_acc"] is not None else ""
+    print(f"{scores['instance']}: {acc}test_loss {scores['test_loss']:.4f}")
+
+
+def predict(
+    run: str = RUN,
+    files: list[Path] = typer.Argument(..., help="Image files, or CSV files whose rows to predict."),
+    top: int = typer.Option(3, "--top", "-k", help="How many labels to show per input."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
+) -> None:
+    """Predict labels (with probabilities) for images or CSV rows with a run's best checkpoint."""
+    if fmt not in render.FORMATS:
+        raise UsageError(f"unknown format {fmt!r} (use one of: {', '.join(render.FORMATS)})")
+    if top < 1:
+        raise UsageError(f"--top {top} must be at least 1")
+    results = api.Project().predict(run, files, top)
+    if fmt == "json":
+        render.print_json(results)
+        return
+    rows = [
+        [r["input"], str(rank), p["label"], f"{p['probability']:.4f}"]
+        for r in results
+        for rank, p in enumerate(r.get("predictions", []), start=1)
+    ] or [[r["input"], "1", f"{r['value']:.6g}", ""] for r in results]
+    columns = ["input", "rank", "label", "probability"]
+    if fmt == "csv":
+        render.print_csv(columns, rows)
+    else:
+        render.print_table(columns, rows)
+
+
+def export(
+    run: str = RUN, directory: Path = typer.Argument(..., help="A new directory for the exported model.")
+) -> None:
+    """Export a run's best model to use without vml: weights, config, labels, and a torch.export program."""
+    for path in api.Project().export(run, directory):
+        print(path)
+    print(f"load it with: torch.export.load('{directory}/model.pt2').module()", file=sys.stderr)
