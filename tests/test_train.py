@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import sqlite3
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import run_ml
 
 from vml import api
 from vml.data.prepare import prepare_data
@@ -46,21 +45,6 @@ class DemoRun:
     @property
     def folder(self) -> Path:
         return self.root / "trainings" / self.row["name"]
-
-
-def run_ml(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess:
-    home.mkdir(exist_ok=True)
-    env = {**os.environ, "HOME": str(home), "COLUMNS": "200"}
-    env.pop("VML_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "vml", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def read_db(root: Path, name: str | None = None) -> tuple[dict, dict[str, list[tuple[int, float]]]]:
