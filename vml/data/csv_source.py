@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import difflib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,9 +69,15 @@ def _read_clean(path: Path, columns: list[int], target: int) -> tuple[np.ndarray
     row by row); None when anything is off, so the careful reader can name the row."""
     options = {"delimiter": ",", "skiprows": 1, "encoding": "utf-8-sig", "quotechar": '"'}
     try:
-        x = np.loadtxt(path, usecols=columns, dtype=np.float32, ndmin=2, **options)
-        labels = np.char.strip(np.loadtxt(path, usecols=[target], dtype=str, ndmin=1, **options))
-    except ValueError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+            # All columns as text first: a row with a value too many must fail here too.
+            table = np.loadtxt(path, dtype=str, ndmin=2, **options)
+        if table.shape[0] == 0:
+            return None
+        x = table[:, columns].astype(np.float32)
+        labels = np.char.strip(table[:, target])
+    except (ValueError, IndexError):
         return None
     if len(labels) == 0 or np.isnan(x).any() or np.isin(np.char.lower(labels), list(MISSING_VALUES)).any():
         return None
