@@ -26,8 +26,8 @@ from vml.train.loop import Tensors, evaluate
 EPOCHS = 20
 STEPS = 23  # ceil(1437 training samples / batch size 64)
 STEP_LINE = re.compile(
-    r"^Epoch:\[\s*(\d+)/\s*(\d+)\], step:\[\s*(\d+)/\s*(\d+)\], loss:\[\d+\.\d{3}/\d+\.\d{3}\], "
-    r"time:\d+\.\d{3} ms, lr:\d\.\d{5}$"
+    r"^Epoch:\[\s*(?P<epoch>\d+)/\s*(\d+)\], step:\[\s*(?P<step>\d+)/\s*(\d+)\], "
+    r"loss:\[\d+\.\d{3}/\d+\.\d{3}\], time:(?P<ms>\d+\.\d{3}) ms, lr:\d\.\d{5}$"
 )
 SUMMARY_LINE = re.compile(
     r"^Epoch:\[\s*(\d+)/\s*(\d+)\], epoch time: \d+\.\d{3} ms, per step time: \d+\.\d{3} ms, "
@@ -259,3 +259,16 @@ def test_same_seed_same_result_other_seed_other_split(project: Path) -> None:
     x_first = np.load(cache / first_row["fingerprint"] / "x_test.npy")
     x_other = np.load(cache / other_row["fingerprint"] / "x_test.npy")
     assert not (np.array_equal(y_first, y_other) and np.array_equal(x_first, x_other))
+
+
+def test_every_step_line_is_written_in_order_with_its_own_time(project: Path, ml) -> None:
+    # Step lines are written in batches; none may be lost or reordered, and the first
+    # step's time is measured from the epoch's start, not reported as zero.
+    result = ml("train", "--epochs=2", "--log-every=1", cwd=project)
+    assert result.returncode == 0, result.stderr
+    for text in (result.stderr, next((project / "trainings").glob("*/log.txt")).read_text()):
+        steps = [STEP_LINE.match(line) for line in text.splitlines() if STEP_LINE.match(line)]
+        assert [(int(m["epoch"]), int(m["step"])) for m in steps] == [
+            (e, s) for e in (1, 2) for s in range(1, 24)
+        ]
+        assert all(float(m["ms"]) > 0 for m in steps), [m.group(0) for m in steps if float(m["ms"]) <= 0]

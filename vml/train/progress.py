@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import TextIO
@@ -19,6 +20,8 @@ from vml.train.callbacks import Callback
 from vml.train.loop import Trainer
 
 Sink = Callable[[str], None]
+WRITE_SECONDS = 1.0
+STEP_LINE = "Epoch:[{:3d}/{:3d}], step:[{:5d}/{:5d}], loss:[{:.3f}/{:.3f}], time:{:.3f} ms, lr:{:.5f}"
 
 
 def epoch_summary(trainer: Trainer, epoch_ms: float) -> str:
@@ -37,7 +40,11 @@ class LogLines(Callback):
     """Step lines every ``log_every`` steps and a summary per epoch, in the form of
     MindSpore's LossMonitor: ``Epoch:[  1/ 20], step:[   10/   23], loss:[0.189/1.176],
     time:2.254 ms, lr:0.00100``. ``step_sinks`` get step lines, ``epoch_sinks`` the
-    epoch summaries."""
+    epoch summaries.
+
+    Step lines are handed to the sinks in batches, at most about once a second (and
+    before each summary and at the end): a write per line costs ~50 us, a few percent
+    of a small model's step."""
 
     def __init__(self, step_sinks: list[Sink], epoch_sinks: list[Sink], log_every: int) -> None:
         self.step_sinks = step_sinks
@@ -46,34 +53,49 @@ class LogLines(Callback):
         self._epoch_start = self._mark = time.perf_counter()
         self._loss_sum = 0.0
         self._since_mark = 0
+        self._pending: list[tuple[int, int, int, int, float, float, float, float]] = []
+        self._written = -math.inf
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        self._epoch_start = self._mark = time.perf_counter()
+        self._loss_sum = 0.0
+        self._since_mark = 0
 
     def on_step_end(self, trainer: Trainer) -> None:
-        if trainer.step == 1:
-            self._epoch_start = self._mark = time.perf_counter()
-            self._loss_sum = 0.0
-            self._since_mark = 0
         self._loss_sum += trainer.loss
         self._since_mark += 1
         if trainer.step % self.log_every and trainer.step != trainer.steps_per_epoch:
             return
+        now = time.perf_counter()
         if self.step_sinks:
-            now = time.perf_counter()
             per_step = (now - self._mark) * 1000 / self._since_mark
-            line = (
-                f"Epoch:[{trainer.epoch + 1:3d}/{trainer.epochs:3d}], "
-                f"step:[{trainer.step:5d}/{trainer.steps_per_epoch:5d}], "
-                f"loss:[{trainer.loss:.3f}/{self._loss_sum / trainer.step:.3f}], "
-                f"time:{per_step:.3f} ms, lr:{trainer.lr:.5f}"
+            # Formatted when written: a batch of lines formats faster than one at a time.
+            self._pending.append(
+                (trainer.epoch + 1, trainer.epochs, trainer.step, trainer.steps_per_epoch)
+                + (trainer.loss, self._loss_sum / trainer.step, per_step, trainer.lr)
             )
-            for sink in self.step_sinks:
-                sink(line)
+            if now - self._written >= WRITE_SECONDS:
+                self._write_pending(now)
         self._mark = time.perf_counter()
         self._since_mark = 0
 
     def on_epoch_end(self, trainer: Trainer) -> None:
-        line = epoch_summary(trainer, (time.perf_counter() - self._epoch_start) * 1000)
+        now = time.perf_counter()
+        self._write_pending(now)
+        line = epoch_summary(trainer, (now - self._epoch_start) * 1000)
         for sink in self.epoch_sinks:
             sink(line)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self._write_pending(time.perf_counter())
+
+    def _write_pending(self, now: float) -> None:
+        self._written = now
+        if self._pending:
+            text = "\n".join(STEP_LINE.format(*values) for values in self._pending)
+            self._pending.clear()
+            for sink in self.step_sinks:
+                sink(text)
 
 
 class ProgressBar(Callback):
