@@ -161,3 +161,9 @@ def test_help_does_not_import_torch(tmp_path: Path) -> None:
     stdout, imported_torch = run_ml_in_process_report_torch(["help", "train"], tmp_path)
     assert "--learning-rate" in stdout
     assert not imported_torch
+
+
+def test_a_model_without_hyperparameters_says_so(tmp_path: Path, ml) -> None:
+    page = ok(ml("help", "linear", cwd=tmp_path))
+    assert "| hyperparameter |" not in page
+    assert "No hyperparameters of its own: it trains with the ones in `ml help train`." in page

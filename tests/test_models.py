@@ -119,20 +119,23 @@ def test_plugin_model_from_an_installed_entry_point(project: Path, tmp_path: Pat
     (site / "vmlplug-0.1.dist-info" / "METADATA").write_text(
         "Metadata-Version: 2.1\nName: vmlplug\nVersion: 0.1\n"
     )
-    (site / "vmlplug-0.1.dist-info" / "entry_points.txt").write_text("[vml.models]\ntiny = vmlplug:build\n")
+    (site / "vmlplug-0.1.dist-info" / "entry_points.txt").write_text(
+        "[vml.models]\ntiny = vmlplug:build\nTiny-Net = vmlplug:build\nbroken = vmlmissing:build\n"
+    )
     (site / "vmlplug.py").write_text(
         textwrap.dedent(
             '''
             """A tiny plugin network."""
             import math
+            from typing import Literal
 
 
-            def build(input_shape, num_classes, hidden: int = 16):
+            def build(input_shape, num_classes, hidden: int = 16, act: Literal["ReLU", "GELU"] = "ReLU"):
                 """Tiny: one hidden layer from a plugin."""
                 from torch import nn
 
                 return nn.Sequential(
-                    nn.Flatten(), nn.Linear(math.prod(input_shape), hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
+                    nn.Flatten(), nn.Linear(math.prod(input_shape), hidden), getattr(nn, act)(), nn.Linear(hidden, num_classes)
                 )
             '''
         )
@@ -149,12 +152,27 @@ def test_plugin_model_from_an_installed_entry_point(project: Path, tmp_path: Pat
             timeout=120,
         )
 
-    listed = ml("help", "models")
-    assert "**tiny**: Tiny: one hidden layer from a plugin." in listed.stdout
+    listed = ml("help", "models").stdout
+    assert "**tiny**: Tiny: one hidden layer from a plugin." in listed
+    # Built-ins first; a broken plugin is listed with its error and breaks nothing else.
+    assert listed.index("**mlp**") < listed.index("**linear**") < listed.index("**tiny**")
+    assert (
+        "**broken**: plugin vmlmissing:build is broken: failed to load: No module named 'vmlmissing'"
+        in listed
+    )
+    assert ml("help", "tiny-net").stdout.startswith("# Model Tiny-Net\n")
     set_model(project, "tiny")
     assert "| --hidden | int | 16 |" in ml("help", "train").stdout
-    result = ml("train", "--epochs=2", "--hidden=24", "--name=plug")
+    # Literal choices match in any case and keep the declared spelling.
+    result = ml("train", "--epochs=2", "--hidden=24", "--act=gelu", "--name=plug")
     assert result.returncode == 0, result.stderr
     assert "plug: finished" in result.stdout
     config = yaml.safe_load((project / "trainings" / "plug" / "config.yaml").read_text())
-    assert config["model"] == "tiny" and config["train"]["hidden"] == 24
+    assert config["model"] == "tiny" and config["train"]["hidden"] == 24 and config["train"]["act"] == "GELU"
+    set_model(project, "broken")
+    refused = ml("train", "--epochs=1")
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines()[0] == (
+        "ml: error: vergeml.yaml:1:8: model plugin 'broken' (vmlmissing:build) failed to load: "
+        "No module named 'vmlmissing' (fix or uninstall the plugin)"
+    )

@@ -56,6 +56,20 @@ def test_mse_regression_learns_and_records_loss_only(tmp_path: Path) -> None:
     assert config["classes"] == []
 
 
+def test_predict_prints_one_value_per_row_for_a_regression(tmp_path: Path, ml) -> None:
+    root = make_regression_project(tmp_path / "houses", "mse")
+    assert api.Project(root).train_in_process(name="reg", stderr=io.StringIO()).status == "finished"
+    rows = (root / "data" / "houses.csv").read_text().splitlines()
+    (tmp_path / "new.csv").write_text("\n".join(rows[:4]) + "\n")
+    result = ml("predict", "reg", str(tmp_path / "new.csv"), cwd=root)
+    assert result.returncode == 0, result.stderr
+    header, *lines = [line.split() for line in result.stdout.splitlines() if line.strip() and "─" not in line]
+    assert header == ["input", "value"]
+    assert [line[0] for line in lines] == [f"{tmp_path / 'new.csv'}:{n}" for n in (2, 3, 4)]
+    truth = [float(row.rsplit(",", 1)[1]) for row in rows[1:4]]
+    assert all(abs(float(line[1]) - t) < 3 for line, t in zip(lines, truth, strict=True))
+
+
 def test_continuous_target_without_a_regression_loss_is_refused(tmp_path: Path, ml) -> None:
     root = make_regression_project(tmp_path / "houses", None)
     result = ml("train", cwd=root)

@@ -69,6 +69,23 @@ def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(project:
     assert runs["broken"]["status"] == "finished"
 
 
+def test_resume_and_test_refuse_changed_data_before_preparing_it(project: Path, ml) -> None:
+    cancel_after_epoch(project, "moved", 1, "--epochs=20")
+    digits = project / "data" / "digits.csv"
+    digits.write_text(digits.read_text() + digits.read_text().splitlines()[-1] + "\n")
+    entries = sorted(p.name for p in (project / ".cache").iterdir())
+    for command, purpose in (("resume", "resume"), ("test", "testing it")):
+        result = ml(command, "moved", cwd=project)
+        assert result.returncode == 2
+        assert result.stderr == (
+            "ml: error: the data or preprocessing changed since run 'moved' started "
+            f"({purpose} needs the same data; undo the change or start a new run)\n"
+        )
+    # Nothing was prepared or cached for the changed data.
+    assert sorted(p.name for p in (project / ".cache").iterdir()) == entries
+    assert api.Project(project).find_run("moved")["status"] == "cancelled"
+
+
 def test_resume_refuses_a_finished_run_and_unknown_names(project: Path, ml) -> None:
     train(project, "--epochs=1", name="done")
     finished = ml("resume", "done", cwd=project)
@@ -83,6 +100,11 @@ def test_test_reproduces_the_recorded_scores(project: Path, ml) -> None:
     assert shown["instance"] == "scored"
     assert shown["test_acc"] == pytest.approx(result.test_acc)
     assert shown["test_loss"] == pytest.approx(result.test_loss)
+    refused = ml("test", "scored", "--format", "csv", cwd=project)
+    assert (refused.returncode, refused.stderr) == (
+        2,
+        "ml: error: unknown format 'csv' (use table or json)\n",
+    )
 
 
 def test_predict_csv_rows_prints_top_labels(project: Path, ml, tmp_path: Path) -> None:
@@ -114,6 +136,11 @@ def test_predict_images(tmp_path: Path, ml) -> None:
     assert labels.count("3") >= 3
     wrong = ml("predict", "eyes", str(project / "vergeml.yaml"), cwd=project)
     assert wrong.returncode == 2 and "not an image" in wrong.stderr
+    missing = ml("predict", "eyes", "nowhere.png", cwd=project)
+    assert (missing.returncode, missing.stderr) == (
+        2,
+        "ml: error: no such file: nowhere.png (check the path)\n",
+    )
 
 
 def test_export_loads_and_predicts_without_vml(project: Path, ml, tmp_path: Path) -> None:
@@ -122,7 +149,9 @@ def test_export_loads_and_predicts_without_vml(project: Path, ml, tmp_path: Path
     result = ml("export", "shipped", str(target), cwd=project)
     assert result.returncode == 0, result.stderr
     assert {p.name for p in target.iterdir()} >= {"model.pt2", "weights.pt", "labels.json", "preprocess.json"}
-    data = api.Project(project)._prepare_for(api.Project(project).find_run("shipped"), io.StringIO())
+    data = api.Project(project)._prepare_for(
+        api.Project(project).find_run("shipped"), io.StringIO(), "export"
+    )
     np.save(tmp_path / "x.npy", np.array(data.x("test")[:8]))
     code = (
         "import sys, json, numpy, torch\n"

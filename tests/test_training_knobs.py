@@ -4,6 +4,7 @@ gradient clipping, kept checkpoints, and a loss that blows up."""
 from __future__ import annotations
 
 import io
+import re
 import sqlite3
 from pathlib import Path
 
@@ -81,8 +82,13 @@ def test_a_loss_that_blows_up_fails_the_run_and_keeps_best(project: Path, ml) ->
     assert "boom: failed: the loss became" in result.stdout and "--learning-rate" in result.stdout
     assert "Traceback" not in result.stderr
     with sqlite3.connect(project / "trainings" / "vml.db") as db:
-        status, error = db.execute("select status, error from runs where name='boom'").fetchone()
+        status, error, epoch, step = db.execute(
+            "select status, error, epoch, step from runs where name='boom'"
+        ).fetchone()
     assert status == "failed" and error.startswith("the loss became")
+    # The row says where it failed, not where progress was last flushed.
+    failed_at = re.search(r"at epoch (\d+), step (\d+)", error)
+    assert (epoch, step) == (int(failed_at[1]) - 1, int(failed_at[2]))
     best = project / "trainings" / "boom" / "best.pt"
     assert torch.load(best, weights_only=True)["epoch"] >= 1
 
@@ -94,3 +100,9 @@ def test_gradient_clipping_tames_a_large_learning_rate(project: Path) -> None:
     )
     assert wild.status == "failed"
     assert clipped.status == "finished", out
+
+
+def test_mixed_precision_on_cpu_says_it_trains_in_float32(project: Path) -> None:
+    result, out = train(project, "--mixed-precision=true", "--epochs=1", "--device=cpu", name="amp")
+    assert result.status == "finished"
+    assert "--mixed-precision applies on CUDA only: training in float32 on cpu" in out

@@ -227,19 +227,27 @@ class Project:
         hint = f"did you mean {close[0]}?" if close else "ml list shows the runs"
         raise NotFoundError(f"no run named {ref!r} ({hint})")
 
-    def _prepare_for(self, run: dict[str, Any], stderr: TextIO):
-        """The data a run trained on, prepared again (from the cache when unchanged)."""
-        from vml.data.prepare import prepare_data
+    def _prepare_for(self, run: dict[str, Any], stderr: TextIO, purpose: str):
+        """The data a run trained on, prepared again (from the cache when unchanged);
+        refused, before any work, when the data or preprocessing changed since."""
+        from vml.data.prepare import DataChanged, prepare_data
 
         if run["status"] == "deleted":
             raise NotFoundError(f"run {run['name']!r} was deleted (its folder is gone)")
         hparams = run["hyperparameters"]
-        return prepare_data(
-            self.config,
-            hparams["random_seed"],
-            say=lambda line: print(line, file=stderr),
-            task=resolve_task(hparams)[0],
-        )
+        try:
+            return prepare_data(
+                self.config,
+                hparams["random_seed"],
+                say=lambda line: print(line, file=stderr),
+                task=resolve_task(hparams)[0],
+                expect=run["fingerprint"],
+            )
+        except DataChanged:
+            raise UsageError(
+                f"the data or preprocessing changed since run {run['name']!r} started "
+                f"({purpose} needs the same data; undo the change or start a new run)"
+            ) from None
 
     def resume(self, ref: str, stderr: TextIO = sys.stderr):
         """Continue a cancelled, failed or crashed run from its ``last.pt``, in this
@@ -252,12 +260,7 @@ class Project:
                 f"run {run['name']!r} trained model {run['model']!r} but vergeml.yaml now names "
                 f"{self.config.model.name!r} (put it back to resume)"
             )
-        data = self._prepare_for(run, stderr)
-        if data.fingerprint != run["fingerprint"]:
-            raise UsageError(
-                f"the data or preprocessing changed since run {run['name']!r} started "
-                "(resume needs the same data; undo the change or start a new run)"
-            )
+        data = self._prepare_for(run, stderr, "resume")
         from vml.train.runner import resume_run
 
         return resume_run(self.config, run, data, stderr=stderr)
@@ -265,7 +268,7 @@ class Project:
     def test(self, ref: str, stderr: TextIO = sys.stderr) -> dict[str, Any]:
         """Evaluate a run's best checkpoint on its test split again."""
         run = self.find_run(ref)
-        data = self._prepare_for(run, stderr)
+        data = self._prepare_for(run, stderr, "testing it")
         from vml.train.inference import load_best, test_split_scores
 
         model, checkpoint = load_best(self.trainings_dir / run["name"], self.root)

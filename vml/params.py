@@ -103,14 +103,17 @@ class HyperParam:
                 raise ValueError(f"{value!r} is not a finite number")
             return number
         text = str(value).strip()
-        if self.choices or self.pattern:
-            text = text.lower()
         if self.choices:
-            if text not in self.choices:
+            # Matched regardless of case, returned as declared (a model's Literal
+            # choices may be mixed-case).
+            declared = {choice.lower(): choice for choice in self.choices}
+            if text.lower() not in declared:
                 raise ValueError(f"{value!r} is not allowed")
-            return text
-        if self.pattern and not re.fullmatch(self.pattern, text):
-            raise ValueError(f"{value!r} is not allowed")
+            return declared[text.lower()]
+        if self.pattern:
+            text = text.lower()
+            if not re.fullmatch(self.pattern, text):
+                raise ValueError(f"{value!r} is not allowed")
         return text
 
     def _check(self, value: Any) -> None:

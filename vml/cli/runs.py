@@ -22,6 +22,8 @@ def resume(run: str = RUN) -> None:
 
 def test(run: str = RUN, fmt: str = typer.Option("table", "--format", "-f", help="table or json.")) -> None:
     """Evaluate a run's best checkpoint on its test split again."""
+    if fmt not in ("table", "json"):
+        raise UsageError(f"unknown format {fmt!r} (use table or json)")
     scores = api.Project().test(run)
     if fmt == "json":
         render.print_json(scores)
@@ -45,12 +47,16 @@ def predict(
     if fmt == "json":
         render.print_json(results)
         return
-    rows = [
-        [r["input"], str(rank), p["label"], f"{p['probability']:.4f}"]
-        for r in results
-        for rank, p in enumerate(r.get("predictions", []), start=1)
-    ] or [[r["input"], "1", f"{r['value']:.6g}", ""] for r in results]
-    columns = ["input", "rank", "label", "probability"]
+    if results and "value" in results[0]:  # a regression: one number per input
+        columns = ["input", "value"]
+        rows = [[r["input"], f"{r['value']:.6g}"] for r in results]
+    else:
+        columns = ["input", "rank", "label", "probability"]
+        rows = [
+            [r["input"], str(rank), p["label"], f"{p['probability']:.4f}"]
+            for r in results
+            for rank, p in enumerate(r["predictions"], start=1)
+        ]
     if fmt == "csv":
         render.print_csv(columns, rows)
     else:

@@ -58,15 +58,25 @@ class PreparedData:
         return tuple(self.x("train").shape[1:])
 
 
+class DataChanged(Exception):
+    """The data or preprocessing no longer gives the fingerprint a run was trained on."""
+
+    def __init__(self, expected: str, found: str) -> None:
+        super().__init__(f"fingerprint {found}, expected {expected}")
+        self.expected, self.found = expected, found
+
+
 def prepare_data(
     project: ProjectConfig,
     seed: int,
     say: Callable[[str], None] = lambda _: None,
     task: str = "classification",
+    expect: str | None = None,
 ) -> PreparedData:
     """Read, split and preprocess the data, or reuse a cache entry made from the same
     data, options, seed, pipeline and task (``classification`` encodes the target as
-    classes; ``regression`` keeps it as numbers)."""
+    classes; ``regression`` keeps it as numbers). With ``expect``, a different
+    fingerprint raises ``DataChanged`` before anything is read or written."""
     data = project.data
     shown = os.path.relpath(data.path, project.root)
     stats = StatCache(project.cache_dir)
@@ -84,6 +94,8 @@ def prepare_data(
         "task": task,
     }
     key = fingerprint(parts)
+    if expect is not None and key != expect:
+        raise DataChanged(expect, key)
     store = CacheStore(project.cache_dir)
     on_disk = data.cache in ("auto", "disk")
     if on_disk:

@@ -90,6 +90,8 @@ def glossary_page() -> str:
 
 
 def _param_table(params: tuple[HyperParam, ...], file_values: dict[str, object]) -> list[str]:
+    if not params:
+        return ["No hyperparameters of its own: it trains with the ones in `ml help train`."]
     rows = ["| hyperparameter | type | default | range | help |", "|---|---|---|---|---|"]
     for p in params:
         default = f"{p.default}"
@@ -191,7 +193,7 @@ def find(query: str) -> tuple[str, str] | None:
         if lookup_key(name) == key:
             return "topic", text
     for model in available_models().values():
-        if model.name == key:
+        if lookup_key(model.name) == key:
             return "model", model_page(model)
     page = op_page(key.replace(" ", "-"))
     if page:

@@ -40,6 +40,7 @@ class ModelSpec:
     hyperparameters: tuple[HyperParam, ...]
     factory: str
     source: Path | None = None
+    error: str | None = None  # why an installed plugin cannot be used
 
     def build(self, input_shape: tuple[int, ...], num_classes: int, **hparams: Any) -> nn.Module:
         """Import the model's code and construct the network."""
@@ -117,10 +118,12 @@ def get_model(name: str, root: Path | None = None) -> ModelSpec:
 
         return spec_from_file(name, root or Path.cwd())
     models = available_models()
-    spec = models.get(name.lower())
+    spec = models.get(name) or {key.lower(): spec for key, spec in models.items()}.get(name.lower())
+    if spec is not None and spec.error:
+        raise UsageError(f"model plugin {spec.name!r} ({spec.factory}) {spec.error} (fix or uninstall the plugin)")
     if spec is not None:
         return spec
-    close = difflib.get_close_matches(name.lower(), models, n=1)
+    close = difflib.get_close_matches(name, models, n=1)
     hint = f"did you mean {close[0]}?" if close else f"known models: {', '.join(models)}"
     raise UsageError(f"unknown model {name!r}: {hint} (see ml help models, or use ./file.py:Class)")
 
@@ -129,4 +132,5 @@ def available_models() -> dict[str, ModelSpec]:
     """Built-ins, then installed plugins (a plugin cannot replace a built-in)."""
     from vml.models.plugins import plugin_models
 
-    return plugin_models() | BUILTIN_MODELS
+    plugins = plugin_models()
+    return BUILTIN_MODELS | {name: spec for name, spec in plugins.items() if name not in BUILTIN_MODELS}

@@ -56,6 +56,9 @@ def test_split_scores(
 def read_inputs(files: list[Path], checkpoint: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
     """Image files, or the rows of CSV files, prepared as in training: image ops in
     their val/test form, then the scalers with the statistics fitted in training."""
+    missing = next((path for path in files if not path.is_file()), None)
+    if missing is not None:
+        raise UsageError(f"no such file: {missing} (check the path)")
     images = checkpoint["input_type"] == "labeled-image" or len(checkpoint["input_shape"]) == 3
     names: list[str] = []
     if images:

@@ -286,12 +286,21 @@ def _train(
             ),
         ],
     )
+    if hparams["mixed_precision"] and device.type != "cuda":
+        message = f"--mixed-precision applies on CUDA only: training in float32 on {device}"
+        log_line(message)
+        notify(message)
     if resume is not None:
         restore(trainer, scheduler, resume)
     trainer.fit()
     if trainer.stop_reason == "failed":
         store.update_run(
-            run_id, status="failed", ended_at=utcnow(), error=trainer.failure, epoch=trainer.epoch
+            run_id,
+            status="failed",
+            ended_at=utcnow(),
+            error=trainer.failure,
+            epoch=trainer.epoch,
+            step=trainer.step,
         )
         return RunResult(
             name,
