@@ -1,11 +1,11 @@
 """Training-loop speed: vml's Trainer vs a hand-written PyTorch loop, and `ml train` start-up.
 
 Both loops train the same MLP on the same synthetic data with the same seed, batch size,
-optimizer and thread count, on CPU, epochs interleaved (raw, vml, raw, vml, ...). The
+optimizer and thread count, on CPU, on one shared model, epochs interleaved. The
 start-up line times `ml train` from process start to its first step line. Everything is
 written under one temporary directory, removed at the end.
 
-    .venv/bin/python benchmarks/bench_loop.py [--epochs 40] [--samples 8192] [--threads 1] [--json out.json]
+    .venv/bin/python benchmarks/bench_loop.py [--epochs 30] [--samples 16384] [--threads 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -473,8 +473,8 @@ def print_table(lines: list[Line]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run both measurements, print the table and write the JSON results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=40, help="timed epochs per loop, after 1 warm-up")
-    parser.add_argument("--samples", type=int, default=8_192, help="training samples (64 features)")
+    parser.add_argument("--epochs", type=int, default=30, help="timed epochs per loop, after 1 warm-up")
+    parser.add_argument("--samples", type=int, default=16_384, help="training samples (64 features)")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch intra-op threads, all loops (default 1)"
     )
