@@ -29,7 +29,7 @@ def assert_nothing_recorded(project: Path) -> None:
     trainings = project / "trainings"
     if trainings.exists():
         assert [p.name for p in trainings.iterdir() if p.is_dir()] == []
-    assert api.Project(project).runs() == []
+    assert api.Project(project).records() == []
 
 
 def edit_spec(project: Path, old: str, new: str) -> str:
@@ -158,7 +158,7 @@ def test_duplicate_run_name_is_rejected_and_first_run_is_untouched(project: Path
     again = ml("train", "--epochs=1", "--name=first", cwd=project)
 
     assert_usage_error(again, "'first'", "already exists", "--name")
-    runs = api.Project(project).runs()
+    runs = api.Project(project).records()
     assert [(r["name"], r["status"]) for r in runs] == [("first", "finished")]
     assert (project / "trainings" / "first" / "log.txt").read_text(encoding="utf-8") == log
 

@@ -44,7 +44,7 @@ def leftovers(root: Path) -> list[str]:
 
 
 def fingerprint_of(root: Path, name: str) -> str:
-    (run,) = [r for r in api.Project(root).runs() if r["name"] == name]
+    (run,) = [r for r in api.Project(root).records() if r["name"] == name]
     return run["fingerprint"]
 
 
@@ -206,7 +206,7 @@ def test_cache_none_writes_no_entry(project: Path) -> None:
         line = prepare_line(train(project, name))
         assert line == "data: prepared data/digits.csv (1437 train, 180 val, 180 test); cache is off"
         assert entries(project) == []
-    runs = api.Project(project).runs()
+    runs = api.Project(project).records()
     assert {r["status"] for r in runs} == {"finished"}
     # The fingerprint is still recorded, the same for the same data.
     assert len({r["fingerprint"] for r in runs}) == 1

@@ -55,7 +55,7 @@ def listed(ml, root: Path) -> list[dict]:
 
 
 def run_fingerprint(root: Path) -> str:
-    (run,) = [r for r in api.Project(root).runs() if r["name"] == RUN]
+    (run,) = [r for r in api.Project(root).records() if r["name"] == RUN]
     return run["fingerprint"]
 
 

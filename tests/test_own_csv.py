@@ -91,5 +91,5 @@ def test_string_labels_train_and_config_records_classes(tmp_path: Path) -> None:
     best = torch.load(folder / "best.pt", weights_only=True)
     assert best["classes"] == ["setosa", "versicolor", "virginica"]
     assert best["input_shape"] == [4]
-    (row,) = api.Project(root).runs()
+    (row,) = api.Project(root).records()
     assert row["status"] == "finished" and row["test_acc"] == result.test_acc

@@ -51,7 +51,7 @@ def test_mse_regression_learns_and_records_loss_only(tmp_path: Path) -> None:
         monitor, test_acc = db.execute("select monitor, test_acc from runs").fetchone()
         keys = {k for (k,) in db.execute("select distinct key from metrics")}
     assert (monitor, test_acc) == ("val_loss", None)
-    assert keys == {"loss", "val_loss"}
+    assert keys == {"loss", "val_loss", "step_loss", "lr"}
     config = yaml.safe_load((root / "trainings" / "reg" / "config.yaml").read_text())
     assert config["classes"] == []
 

@@ -46,6 +46,19 @@ class DemoRun:
     def folder(self) -> Path:
         return self.root / "trainings" / self.row["name"]
 
+    @property
+    def step_metrics(self) -> dict[str, list[tuple[int, float]]]:
+        """Per-step metrics by key, as (global step, value)."""
+        with sqlite3.connect(self.root / "trainings" / "vml.db") as db:
+            rows = db.execute(
+                "select key, step, value from metrics where run_id = ? order by step, rowid", [self.row["id"]]
+            ).fetchall()
+        found: dict[str, list[tuple[int, float]]] = {}
+        for key, step, value in rows:
+            if key in ("step_loss", "lr"):
+                found.setdefault(key, []).append((step, value))
+        return found
+
 
 def read_db(root: Path, name: str | None = None) -> tuple[dict, dict[str, list[tuple[int, float]]]]:
     """The run's row (the only run when ``name`` is None) and its metrics by key."""
@@ -115,8 +128,14 @@ def test_demo_row_in_the_store(demo: DemoRun) -> None:
 
 
 def test_demo_metrics_for_every_epoch(demo: DemoRun) -> None:
-    assert set(demo.metrics) == {"loss", "acc", "val_loss", "val_acc"}
+    assert set(demo.metrics) == {"loss", "acc", "val_loss", "val_acc", "step_loss", "lr"}
+    # Every step logs its loss and learning rate, numbered across epochs.
+    for key in ("step_loss", "lr"):
+        assert [step for step, _ in demo.step_metrics[key]] == list(range(1, EPOCHS * STEPS + 1)), key
+    assert all(value == 0.001 for _, value in demo.step_metrics["lr"])
     for key, series in demo.metrics.items():
+        if key in ("step_loss", "lr"):
+            continue
         assert [epoch for epoch, _ in series] == list(range(1, EPOCHS + 1)), key
         for _, value in series:
             assert np.isfinite(value)

@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from vml.api import Project  # noqa: E402  (the public API; imports nothing heavy)
+from vml.api import Project, Run, RunFailed  # noqa: E402  (the public API; imports nothing heavy)
 
-__all__ = ["Project", "__version__"]
+__all__ = ["Project", "Run", "RunFailed", "__version__"]

@@ -23,8 +23,11 @@ from vml.config import (
     resolve_hyperparameters,
     resolve_task,
 )
-from vml.errors import NotFoundError, UsageError
+from vml.errors import ConflictError, NotFoundError, UsageError
 from vml.names import generate_name, validate_name
+from vml.run import Run, RunFailed
+
+__all__ = ["Project", "Run", "RunFailed", "create_project", "templates"]
 
 DB_FILE = "vml.db"
 DEFAULT_TEMPLATE = "default"
@@ -103,23 +106,50 @@ class Project:
     def db_path(self) -> Path:
         return self.trainings_dir / DB_FILE
 
-    def runs(self) -> list[dict[str, Any]]:
-        """Every recorded run as a store row, newest first. A run whose folder was deleted shows
-        as ``deleted``, whatever the store says."""
+    def records(self, status: str | list[str] | None = None) -> list[dict[str, Any]]:
+        """Every recorded run (or those in ``status``) as a store record, newest first.
+        Runs whose process died are marked ``crashed`` on the way; a run whose folder
+        was deleted shows as ``deleted``, whatever the store says."""
         if not self.db_path.exists():
             return []
+        from vml.lifecycle import reap
         from vml.store import RunStore
 
+        states = [status] if isinstance(status, str) else status
         with RunStore(self.db_path) as store:
-            rows = store.runs()
+            rows = reap(store, store.runs())
         for row in rows:
             if not (self.trainings_dir / row["name"]).is_dir():
                 row["status"] = "deleted"
-        return rows
+        return [row for row in rows if states is None or row["status"] in states]
 
-    def list_runs(self, sort: str | None = None) -> list[dict[str, Any]]:
-        """Runs in the shape ``ml list`` shows, newest first or sorted by ``sort``."""
-        runs = [public_run(row) for row in self.runs()]
+    def runs(self, status: str | list[str] | None = None, where: str | list[str] | None = None) -> list[Run]:
+        """The runs, newest first; ``status`` keeps those in the given states, ``where``
+        those matching conditions like ``"test_acc>0.9"`` (see ``ml list --where``)."""
+        return [Run(self, r["instance"]) for r in self.list_runs(status=status, where=where)]
+
+    def run(self, ref: str) -> Run:
+        """A run by full name, ``@name``, a unique prefix, or ``@last``."""
+        return Run(self, self.find_run(ref)["name"])
+
+    def list_runs(
+        self,
+        sort: str | None = None,
+        status: str | list[str] | None = None,
+        where: str | list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs in the shape ``ml list`` shows, newest first or sorted by ``sort``,
+        filtered by ``status`` and the ``where`` conditions."""
+        from vml.query import parse_conditions
+
+        states = [status] if isinstance(status, str) else status
+        for state in states or ():
+            if state not in RUN_STATES:
+                raise UsageError(f"unknown status {state!r} (use one of: {', '.join(RUN_STATES)})")
+        runs = [public_run(row) for row in self.records(states)]
+        known = known_columns(self, runs) if where else set()
+        conditions = parse_conditions([where] if isinstance(where, str) else where or [], known)
+        runs = [run for run in runs if all(c.matches(run_value(run, c.column)) for c in conditions)]
         return sort_runs(runs, sort) if sort else runs
 
     def list_columns(self) -> tuple[str, ...]:
@@ -127,7 +157,7 @@ class Project:
         chosen = self.config.list_columns
         if not chosen:
             return LIST_COLUMNS
-        known = set(PUBLIC_KEYS) | {p.name for p in self.config.declared_hyperparameters()}
+        known = known_columns(self, [])
         for column in chosen:
             if column not in known:
                 import difflib
@@ -150,7 +180,7 @@ class Project:
 
     def new_run_name(self, name: str | None = None) -> str:
         """``name`` checked, or a fresh generated name unused in this project."""
-        taken = {row["name"] for row in self.runs()}
+        taken = {row["name"] for row in self.records()}
         if self.trainings_dir.is_dir():
             taken |= {p.name for p in self.trainings_dir.iterdir()}
         if name is None:
@@ -202,11 +232,122 @@ class Project:
         )
         from vml.train.runner import train_run
 
-        return train_run(self.config, run_name, hparams, data, stderr=stderr)
+        return train_run(self.config, run_name, hparams, data, stderr=stderr, name_generated=name is None)
+
+    def train(self, name: str | None = None, **hyperparameters: Any) -> Run:
+        """Start a run in a background worker process and return at once:
+        ``project.train(learning_rate=1e-3, epochs=10)``. Bad hyperparameters raise
+        ``UsageError`` before anything is recorded; what goes wrong later (the data,
+        the model) ends the run as ``failed``."""
+        return self.start(hyperparameters, name)
+
+    def start(self, overrides: dict[str, Any] | list[str] | None = None, name: str | None = None) -> Run:
+        """``train()`` with the overrides as a mapping or command-line words (what
+        ``ml train --detach`` calls)."""
+        import sqlite3
+        import subprocess
+
+        from vml.lifecycle import process_identity
+        from vml.store import RunStore
+        from vml.store.runs import utcnow
+
+        hparams = self.resolve(overrides)
+        monitor = resolve_task(hparams)[1]
+        run_name = self.new_run_name(name)
+        with RunStore(self.db_path) as store:
+            while True:
+                try:
+                    run_id = store.create_run(
+                        run_name,
+                        self.config.model.name,
+                        hparams,
+                        status="queued",
+                        epochs=hparams["epochs"],
+                        monitor=monitor,
+                    )
+                    break
+                except sqlite3.IntegrityError:
+                    if name is not None:
+                        raise UsageError(
+                            f"a run named {name!r} already exists (pick another --name)"
+                        ) from None
+                    run_name = generate_name(store.names())
+            folder = self.trainings_dir / run_name
+            try:
+                folder.mkdir(parents=True)
+            except FileExistsError:
+                store.delete_run(run_id)
+                raise ConflictError(
+                    f"folder {folder} already exists (pick another --name or remove it)"
+                ) from None
+            with (folder / WORKER_OUTPUT).open("ab") as output:
+                # Its own session: the worker outlives this process and a Ctrl-C in this
+                # terminal, and ml cancel can signal its whole process group.
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "vml.train.worker", str(self.root), run_name],
+                    cwd=self.root,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            try:
+                identity = process_identity(process.pid)
+            except Exception:  # it already exited: it recorded why
+                identity = {"pid": process.pid}
+            store.update_run(run_id, heartbeat=utcnow(), **identity)
+        return Run(self, run_name, process)
+
+    def delete(self, ref: str, force: bool = False, timeout: float = 30.0) -> str:
+        """Delete a run's record, metrics and folder; its name. A queued or running run
+        is refused unless ``force``, which cancels it first (see ``Run.cancel``)."""
+        from vml.store import RunStore
+
+        row = self.find_run(ref)
+        if row["status"] in ACTIVE_STATES:
+            if not force:
+                raise ConflictError(
+                    f"run {row['name']!r} is {row['status']} (cancel it first, or use --force)"
+                )
+            Run(self, row["name"]).cancel(timeout)
+        with RunStore(self.db_path) as store:
+            store.delete_run(row["id"])
+        shutil.rmtree(self.trainings_dir / row["name"], ignore_errors=True)
+        return row["name"]
+
+    def prune(
+        self, older_than: str, status: list[str] | None = None, dry_run: bool = True
+    ) -> list[dict[str, Any]]:
+        """Runs that ended more than ``older_than`` (``7d``, ``12h``, ...) ago, in
+        ``status`` (default: every ended state), deleted unless ``dry_run``; newest
+        first. Queued and running runs are never pruned."""
+        from datetime import datetime, timezone
+
+        from vml.lifecycle import parse_age
+        from vml.store.runs import ENDED_STATES
+
+        try:
+            age = parse_age(older_than)
+        except ValueError as exc:
+            raise UsageError(f"--older-than {exc}") from None
+        states = status or list(ENDED_STATES)
+        for state in states:
+            if state not in ENDED_STATES:
+                raise UsageError(f"cannot prune {state!r} runs (prune one of: {', '.join(ENDED_STATES)})")
+        cutoff = datetime.now(timezone.utc) - age
+        doomed = [
+            run
+            for run in self.list_runs(status=states)
+            if datetime.fromisoformat(run["training_end"] or run["training_start"]) < cutoff
+        ]
+        if not dry_run:
+            for run in doomed:
+                self.delete(f"@{run['instance']}")
+        return doomed
 
     def find_run(self, ref: str) -> dict[str, Any]:
         """A run by full name, ``@name``, a unique prefix, or ``@last`` (the newest)."""
-        runs = self.runs()
+        runs = self.records()
         if not runs:
             raise NotFoundError("there are no runs yet (start one with: ml train)")
         if ref == "@last":
@@ -300,6 +441,9 @@ class Project:
 
 
 LIST_COLUMNS = ("instance", "model", "status", "training_start", "epoch", "batch", "test_acc", "test_loss")
+RUN_STATES = ("queued", "running", "finished", "failed", "cancelled", "killed", "crashed", "deleted")
+ACTIVE_STATES = ("queued", "running")
+WORKER_OUTPUT = "worker.txt"
 
 
 PUBLIC_KEYS = (
@@ -346,6 +490,35 @@ def public_run(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def show_run(project: Project, row: dict[str, Any]) -> dict[str, Any]:
+    """A store row in the shape ``ml show --format json`` prints: the public fields
+    plus where the run lives and its process."""
+    folder = project.trainings_dir / row["name"]
+    best = folder / "best.pt"
+    return {
+        **public_run(row),
+        "pid": row["pid"],
+        "host": row["host"],
+        "heartbeat": row["heartbeat"],
+        "folder": str(folder),
+        "checkpoint": str(best) if best.is_file() else None,
+        "log": str(folder / "log.txt"),
+    }
+
+
+def _known_columns(runs: list[dict[str, Any]]) -> set[str]:
+    known = set(PUBLIC_KEYS)
+    for run in runs:
+        known |= set(run["hyperparameters"])
+    return known
+
+
+def known_columns(project: Project, runs: list[dict[str, Any]]) -> set[str]:
+    """Columns ``ml list`` can show or filter on: the run fields, the hyperparameters
+    of ``runs`` and those the project declares."""
+    return _known_columns(runs) | {p.name for p in project.config.declared_hyperparameters()}
+
+
 def run_value(run: dict[str, Any], key: str) -> Any:
     """A column of a public run: one of its fields or a hyperparameter."""
     return run[key] if key in run else run["hyperparameters"].get(key)
@@ -358,9 +531,7 @@ def sort_runs(runs: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
 
     descending = key.startswith("-") or key.endswith(":desc")
     field = normalize_key(key.lstrip("-").removesuffix(":desc").removesuffix(":asc"))
-    known = set(PUBLIC_KEYS)
-    for run in runs:
-        known |= set(run["hyperparameters"])
+    known = _known_columns(runs)
     if field not in known:
         import difflib
 
@@ -386,7 +557,7 @@ def _cache_store(project: Project):
 def _runs_by_fingerprint(project: Project) -> dict[str, list[dict[str, Any]]]:
     """Recorded runs (oldest first) grouped by data fingerprint, deleted runs left out."""
     found: dict[str, list[dict[str, Any]]] = {}
-    for run in reversed(project.runs()):
+    for run in reversed(project.records()):
         if run["fingerprint"] and run["status"] != "deleted":
             found.setdefault(run["fingerprint"], []).append(run)
     return found

@@ -11,7 +11,7 @@ import traceback
 import typer
 
 from vml import __version__
-from vml.cli import cache, list_runs, new, preprocess, runs, train
+from vml.cli import cache, lifecycle, list_runs, new, preprocess, runs, show, train
 from vml.cli import help as help_cmd
 from vml.errors import ExitCode, VmlError
 
@@ -52,6 +52,12 @@ app.command(
     options_metavar="[OPTIONS] [--HYPERPARAMETER=VALUE]...",
 )(train.train)
 app.command("list")(list_runs.list_runs)
+app.command("show")(show.show)
+app.command("logs")(show.logs)
+app.command("wait")(lifecycle.wait)
+app.command("cancel")(lifecycle.cancel)
+app.command("delete")(lifecycle.delete)
+app.command("prune")(lifecycle.prune)
 app.command("preprocess")(preprocess.preprocess)
 app.command("resume")(runs.resume)
 app.command("test")(runs.test)

@@ -1,7 +1,8 @@
-"""``ml list``: compare runs in a table (or JSON, CSV)."""
+"""``ml list``: compare runs in a table (or JSON, CSV, markdown)."""
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -10,33 +11,88 @@ import typer
 from vml import api
 from vml.cli import render
 from vml.errors import UsageError
+from vml.params import normalize_key
+
+LIST_FORMATS = (*render.FORMATS, "md")
+PAGE_SIZE = 50
+METRIC_COLUMNS = ("test_acc", "test_loss", "best_metric")
 
 
 def list_runs(
     sort: str | None = typer.Option(
         None, "--sort", "-s", help="Sort by a column or hyperparameter; KEY:desc or -KEY for descending."
     ),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or md."),
+    status: list[str] = typer.Option([], "--status", help="Only runs in this state (repeatable)."),
+    where: list[str] = typer.Option(
+        [],
+        "--where",
+        "-w",
+        help='Only runs matching, e.g. "test_acc>0.9" or "test-acc -gt 0.9" (repeatable).',
+    ),
+    columns: str | None = typer.Option(
+        None,
+        "--columns",
+        "-c",
+        help="Comma-separated columns; hyperparameters too (e.g. instance,learning_rate).",
+    ),
+    only_changed: bool = typer.Option(
+        False, "--only-changed", help="Add the hyperparameters whose values differ across the listed runs."
+    ),
+    show_all: bool = typer.Option(
+        False, "--all", "-a", help=f"Show every run, not only the newest {PAGE_SIZE}."
+    ),
 ) -> None:
     """List the project's runs, newest first."""
-    if fmt not in render.FORMATS:
-        raise UsageError(f"unknown format {fmt!r} (use one of: {', '.join(render.FORMATS)})")
+    if fmt not in LIST_FORMATS:
+        raise UsageError(f"unknown format {fmt!r} (use one of: {', '.join(LIST_FORMATS)})")
     project = api.Project()
-    runs = project.list_runs(sort)
+    runs = project.list_runs(sort, status=status or None, where=where or None)
     if fmt == "json":
         render.print_json(runs)
         return
-    columns = project.list_columns()
+    chosen = _columns(project, runs, columns)
+    if only_changed:
+        chosen += tuple(k for k in changed_hyperparameters(runs) if k not in chosen)
     if fmt == "csv":
-        render.print_csv(columns, ([_raw(api.run_value(r, c)) for c in columns] for r in runs))
+        render.print_csv(chosen, ([_raw(api.run_value(r, c)) for c in chosen] for r in runs))
         return
     if not runs:
-        print("no runs yet (start one with: ml train)")
+        print("no runs match" if status or where else "no runs yet (start one with: ml train)")
         return
-    render.print_table(columns, ([_cell(r, c) for c in columns] for r in runs))
+    hidden = 0
+    if fmt == "table" and not show_all and len(runs) > PAGE_SIZE:
+        hidden, runs = len(runs) - PAGE_SIZE, runs[:PAGE_SIZE]
+    rows = ([_cell(r, c) for c in chosen] for r in runs)
+    if fmt == "md":
+        render.print_markdown_table(chosen, rows)
+    else:
+        render.print_table(chosen, rows)
+    if hidden:
+        print(
+            f"{hidden} more run(s) not shown (--all shows them, --sort/--where narrow them)", file=sys.stderr
+        )
 
 
-METRIC_COLUMNS = ("test_acc", "test_loss", "best_metric")
+def _columns(project: api.Project, runs: list[dict[str, Any]], columns: str | None) -> tuple[str, ...]:
+    if columns is None:
+        return project.list_columns()
+    wanted = tuple(normalize_key(c) for c in columns.split(",") if c.strip())
+    known = api.known_columns(project, runs)
+    for column in wanted:
+        if column not in known:
+            import difflib
+
+            close = difflib.get_close_matches(column, sorted(known), n=1)
+            hint = f"did you mean {close[0]}?" if close else "ml list --format json shows them"
+            raise UsageError(f"unknown column {column!r} in --columns ({hint})")
+    return wanted or project.list_columns()
+
+
+def changed_hyperparameters(runs: list[dict[str, Any]]) -> list[str]:
+    """Hyperparameters whose values differ across ``runs`` (missing counts as a value)."""
+    keys = sorted({k for run in runs for k in run["hyperparameters"]})
+    return [k for k in keys if len({repr(run["hyperparameters"].get(k)) for run in runs}) > 1]
 
 
 def _raw(value: Any) -> Any:
@@ -52,7 +108,7 @@ def _cell(run: dict[str, Any], column: str) -> str:
     if column == "epoch":
         return f"{value}/{run['epochs']}"
     if column == "batch":
-        return f"{value}/{run['batches']}"
+        return f"{value}/{run['batches'] or '-'}"
     if isinstance(value, float):
         return f"{value:.4f}" if column in METRIC_COLUMNS else f"{value:g}"
     return str(value)

@@ -31,6 +31,14 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     console().print(table)
 
 
+def print_markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """A GitHub-flavoured markdown table (pipes in cells escaped)."""
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "|".join("---" for _ in columns) + "|")
+    for row in rows:
+        print("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+
+
 def print_json(document: Any) -> None:
     json.dump(document, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")

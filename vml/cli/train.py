@@ -15,12 +15,20 @@ def train(
     name: str | None = typer.Option(
         None, "--name", help="Name of the run (default: a generated adjective-noun)."
     ),
+    detach: bool = typer.Option(
+        False, "--detach", "-d", help="Train in a background worker; print the run's name and return."
+    ),
 ) -> None:
     """Train the project's model and record the run.
 
     Hyperparameters follow as --key=value or --key value, e.g.
     `ml train --learning-rate=0.005 --epochs=50`; `ml help train` lists them.
     """
+    if detach:
+        run = api.Project().start(ctx.args, name=name)
+        print(run.name)
+        print(f"training {run.name} in the background: ml logs {run.name} --follow", file=sys.stderr)
+        return
     report(api.Project().train_in_process(ctx.args, name=name))
 
 

@@ -120,7 +120,9 @@ def get_model(name: str, root: Path | None = None) -> ModelSpec:
     models = available_models()
     spec = models.get(name) or {key.lower(): spec for key, spec in models.items()}.get(name.lower())
     if spec is not None and spec.error:
-        raise UsageError(f"model plugin {spec.name!r} ({spec.factory}) {spec.error} (fix or uninstall the plugin)")
+        raise UsageError(
+            f"model plugin {spec.name!r} ({spec.factory}) {spec.error} (fix or uninstall the plugin)"
+        )
     if spec is not None:
         return spec
     close = difflib.get_close_matches(name, models, n=1)

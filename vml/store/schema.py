@@ -60,11 +60,24 @@ def m001_runs_metrics_events(db: Database) -> None:
     db["events"].create_index(["run_id"])
 
 
+@migrations()
+def m002_process_identity_and_cancel(db: Database) -> None:
+    # A pid alone can be reused: the process start time tells a live worker from a
+    # new process that got its pid. cancel_requested lets ml cancel reach a worker
+    # through the store, from any host.
+    db["runs"].add_column("pid_started", float)
+    db["runs"].add_column("cancel_requested", str)
+    db["runs"].create_index(["status"])
+    db["runs"].create_index(["started_at"])
+
+
 def open_database(path: Path) -> Database:
     """Open (creating if needed) the store at ``path`` and bring its schema up to date."""
     path.parent.mkdir(parents=True, exist_ok=True)
     db = Database(path)
     db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # With WAL this cannot corrupt the file; a power cut may lose the last commits.
+    db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA foreign_keys = ON")
     if migrations.pending(db):
         # Two processes opening a new store at once must not both migrate it.

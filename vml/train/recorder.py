@@ -1,9 +1,11 @@
-"""Writes a run's progress and per-epoch metrics to the store, batched so logging
-never slows the loop: progress about once a second, metrics at each epoch end."""
+"""Writes a run's progress and metrics to the store, batched so logging never slows
+the loop: each step's loss and learning rate are kept in memory and written with the
+progress about once a second; the epoch's metrics at each epoch end."""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 from vml.store import RunStore
 from vml.store.runs import utcnow
@@ -12,25 +14,30 @@ from vml.train.checkpoint import BestCheckpoint
 from vml.train.loop import Trainer
 
 EPOCH_METRICS = ("loss", "acc", "val_loss", "val_acc")
+STEP_METRICS = ("step_loss", "lr")
 FLUSH_SECONDS = 1.0
 
 
 class StoreRecorder(Callback):
-    """Keeps the run's row current: epoch, step, heartbeat, best metric, metrics."""
+    """Keeps the run's row current (epoch, step, best metric) and its metrics."""
 
     def __init__(self, store: RunStore, run_id: int, best: BestCheckpoint) -> None:
         self.store = store
         self.run_id = run_id
         self.best = best
         self._last_flush = time.monotonic()
+        self._points: list[tuple[int, int, float, float, float]] = []
 
     def on_step_end(self, trainer: Trainer) -> None:
+        self._points.append((trainer.epoch + 1, trainer.global_step, trainer.loss, trainer.lr, time.time()))
         now = time.monotonic()
         if now - self._last_flush >= FLUSH_SECONDS:
             self._last_flush = now
-            self.store.update_run(self.run_id, epoch=trainer.epoch, step=trainer.step, heartbeat=utcnow())
+            self._flush_points()
+            self.store.update_run(self.run_id, epoch=trainer.epoch, step=trainer.step)
 
     def on_epoch_end(self, trainer: Trainer) -> None:
+        self._flush_points()
         now = utcnow()
         self.store.add_metrics(
             {
@@ -48,8 +55,21 @@ class StoreRecorder(Callback):
             self.run_id,
             epoch=trainer.epoch,
             step=trainer.steps_per_epoch,
-            heartbeat=now,
             best_metric=self.best.best,
             best_epoch=self.best.best_epoch,
         )
         self._last_flush = time.monotonic()
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self._flush_points()
+
+    def _flush_points(self) -> None:
+        rows = []
+        for epoch, step, loss, lr, when in self._points:
+            stamp = datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="milliseconds")
+            rows += [
+                (self.run_id, "step_loss", epoch, step, loss, stamp),
+                (self.run_id, "lr", epoch, step, lr, stamp),
+            ]
+        self._points.clear()
+        self.store.add_metric_points(rows)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import socket
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -17,8 +17,10 @@ import yaml
 
 from vml.atomic import write_text_atomic
 from vml.config import ProjectConfig, Split, resolve_task
-from vml.data.prepare import PreparedData
-from vml.errors import ConflictError, UsageError
+from vml.data.prepare import PreparedData, prepare_data
+from vml.errors import ConflictError, UsageError, VmlError
+from vml.lifecycle import Heartbeat, process_identity
+from vml.names import generate_name
 from vml.params import display_key
 from vml.store import RunStore
 from vml.store.runs import utcnow
@@ -83,40 +85,88 @@ def train_run(
     hparams: dict[str, Any],
     data: PreparedData,
     stderr: TextIO = sys.stderr,
+    name_generated: bool = False,
 ) -> RunResult:
-    """Train and record run ``name`` on prepared ``data``. Bad input raises before
-    anything is recorded; once recorded, the run always ends with a final status."""
+    """Train and record run ``name`` on prepared ``data`` in this process. Bad input
+    raises before anything is recorded; once recorded, the run always ends with a final
+    status. A generated name that another process took meanwhile is replaced."""
     device = resolve_device(hparams["device"])
     task, monitor = resolve_task(hparams)
     # Built before anything is recorded, so a model that rejects the data (cnn on a
     # table) records no run.
     model = _build_model(project, hparams, data, task, device)
-    folder = project.trainings_dir / name
     with RunStore(project.trainings_dir / "vml.db") as store:
-        try:
-            run_id = store.create_run(
-                name,
-                project.model.name,
-                hparams,
-                fingerprint=data.fingerprint,
-                epochs=hparams["epochs"],
-                steps=-(-len(data.y("train")) // hparams["batch_size"]),
-                monitor=monitor,
-                pid=os.getpid(),
-                host=socket.gethostname(),
-            )
-        except sqlite3.IntegrityError:
-            raise UsageError(f"a run named {name!r} already exists (pick another --name)") from None
+        while True:
+            try:
+                run_id = store.create_run(
+                    name, project.model.name, hparams, **_run_fields(hparams, data, monitor)
+                )
+                break
+            except sqlite3.IntegrityError:
+                if not name_generated:
+                    raise UsageError(f"a run named {name!r} already exists (pick another --name)") from None
+                name = generate_name(store.names())
+        folder = project.trainings_dir / name
         try:
             folder.mkdir(parents=True)
         except FileExistsError:
-            store.db["runs"].delete(run_id)
+            store.delete_run(run_id)
             raise ConflictError(
                 f"folder {folder} already exists (pick another --name or remove it)"
             ) from None
         _write_config(folder, project, name, hparams, data)
         run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id)
         return _execute(run, stderr, resume=None)
+
+
+def start_queued_run(project: ProjectConfig, name: str, stderr: TextIO = sys.stderr) -> RunResult:
+    """Train run ``name``, recorded as ``queued`` (by ``ml train --detach``, the API or
+    the queue), in this process: the worker's side. Whatever goes wrong from here is
+    recorded on the run as ``failed``."""
+    db_path = project.trainings_dir / "vml.db"
+    with RunStore(db_path) as store:
+        row = store.run_by_name(name)
+        if row is None:
+            raise UsageError(f"no queued run named {name!r}")
+        run_id = row["id"]
+        if not store.set_status(run_id, "running", ("queued",), **_process_fields()):
+            raise ConflictError(f"run {name!r} is {row['status']}, not queued")
+        folder = project.trainings_dir / name
+        with Heartbeat(db_path, run_id):
+            try:
+                hparams = row["hyperparameters"]
+                task, monitor = resolve_task(hparams)
+                data = prepare_data(project, hparams["random_seed"], say=_printer(stderr), task=task)
+                device = resolve_device(hparams["device"])
+                model = _build_model(project, hparams, data, task, device)
+            except KeyboardInterrupt:
+                store.set_status(run_id, "cancelled", ("running",), ended_at=utcnow())
+                return RunResult(name, "cancelled", monitor=row["monitor"] or "val_acc")
+            except BaseException as exc:
+                error = exc.message if isinstance(exc, VmlError) else f"{type(exc).__name__}: {exc}"
+                store.set_status(run_id, "failed", ("running",), ended_at=utcnow(), error=error)
+                return RunResult(name, "failed", monitor=row["monitor"] or "val_acc", error=error)
+            store.update_run(run_id, **_run_fields(hparams, data, monitor))
+            _write_config(folder, project, name, hparams, data)
+            run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id)
+            return _execute(run, stderr, resume=None, heartbeat=False)
+
+
+def _process_fields() -> dict[str, Any]:
+    """This process as the run's worker: identity, start, fresh heartbeat."""
+    now = utcnow()
+    return {**process_identity(os.getpid()), "started_at": now, "heartbeat": now}
+
+
+def _run_fields(hparams: dict[str, Any], data: PreparedData, monitor: str) -> dict[str, Any]:
+    """What a run's row says about its data and length, however it was started."""
+    return {
+        "fingerprint": data.fingerprint,
+        "epochs": hparams["epochs"],
+        "steps": -(-len(data.y("train")) // hparams["batch_size"]),
+        "monitor": monitor,
+        **_process_fields(),
+    }
 
 
 def resume_run(
@@ -136,15 +186,17 @@ def resume_run(
     model = _build_model(project, hparams, data, task, device)
     checkpoint = load_checkpoint(last)
     with RunStore(project.trainings_dir / "vml.db") as store:
-        store.update_run(
+        resumable = ("cancelled", "failed", "crashed", "killed")
+        if not store.set_status(
             row["id"],
-            status="running",
+            "running",
+            resumable,
             ended_at=None,
             error=None,
-            pid=os.getpid(),
-            host=socket.gethostname(),
-            heartbeat=utcnow(),
-        )
+            cancel_requested=None,
+            **_process_fields(),
+        ):
+            raise ConflictError(f"run {row['name']!r} is no longer stopped (another process resumed it)")
         store.add_event(row["id"], "resumed", f"resumed after epoch {checkpoint['epoch']}")
         run = _Run(
             project, row["name"], hparams, task, monitor, data, model, device, folder, store, row["id"]
@@ -161,8 +213,16 @@ def _build_model(
     return project.model.build(data.input_shape, outputs, **hparams).to(device)
 
 
-def _execute(run: _Run, stderr: TextIO, resume: dict[str, Any] | None) -> RunResult:
-    """Train with the run's log open; record how it ended, whatever happens."""
+def _execute(run: _Run, stderr: TextIO, resume: dict[str, Any] | None, heartbeat: bool = True) -> RunResult:
+    """Train with the run's log open and its heartbeat going; record how it ended,
+    whatever happens."""
+    with contextlib.ExitStack() as stack:
+        if heartbeat:
+            stack.enter_context(Heartbeat(run.store.path, run.run_id))
+        return _execute_logged(run, stderr, resume)
+
+
+def _execute_logged(run: _Run, stderr: TextIO, resume: dict[str, Any] | None) -> RunResult:
     store, run_id = run.store, run.run_id
     with (run.folder / LOG_FILE).open("a", encoding="utf-8", buffering=1) as log:
 
@@ -174,12 +234,12 @@ def _execute(run: _Run, stderr: TextIO, resume: dict[str, Any] | None) -> RunRes
         try:
             result = _train(run, stderr, log_line, resume)
         except KeyboardInterrupt:
-            store.update_run(run_id, status="cancelled", ended_at=utcnow())
+            store.set_status(run_id, "cancelled", ("running",), ended_at=utcnow())
             log_line("cancelled")
             return RunResult(run.name, "cancelled", monitor=run.monitor)
         except BaseException as exc:
             error = f"{type(exc).__name__}: {exc}"
-            store.update_run(run_id, status="failed", ended_at=utcnow(), error=error)
+            store.set_status(run_id, "failed", ("running",), ended_at=utcnow(), error=error)
             log_line(f"failed: {error}")
             raise
         if result.status == "finished":
@@ -294,9 +354,10 @@ def _train(
         restore(trainer, scheduler, resume)
     trainer.fit()
     if trainer.stop_reason == "failed":
-        store.update_run(
+        store.set_status(
             run_id,
-            status="failed",
+            "failed",
+            ("running",),
             ended_at=utcnow(),
             error=trainer.failure,
             epoch=trainer.epoch,
@@ -316,21 +377,16 @@ def _train(
         log_line(message)
         notify(message)
     if trainer.stop_reason == "cancelled":
-        store.update_run(
-            run_id, status="cancelled", ended_at=utcnow(), epoch=trainer.epoch, step=trainer.step
+        store.set_status(
+            run_id, "cancelled", ("running",), ended_at=utcnow(), epoch=trainer.epoch, step=trainer.step
         )
         return RunResult(
             name, "cancelled", best_metric=best.best, best_epoch=best.best_epoch, monitor=best.monitor
         )
     model.load_state_dict(load_checkpoint(folder / BEST)["model"])
     test_loss, test_acc = evaluate(model, splits["test"], loss_fn, classification)
-    store.update_run(
-        run_id,
-        status="finished",
-        ended_at=utcnow(),
-        test_acc=test_acc,
-        test_loss=test_loss,
-        heartbeat=utcnow(),
+    store.set_status(
+        run_id, "finished", ("running",), ended_at=utcnow(), test_acc=test_acc, test_loss=test_loss
     )
     return RunResult(name, "finished", test_acc, test_loss, best.best, best.best_epoch, best.monitor)
 

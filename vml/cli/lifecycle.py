@@ -1,0 +1,100 @@
+"""``ml wait``, ``ml cancel``, ``ml delete`` and ``ml prune``: runs over their lifetime."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from vml import api
+from vml.cli import render
+from vml.errors import ExitCode, UsageError
+
+RUNS = typer.Argument(..., help="Runs: names, @name, unique prefixes, or @last.")
+
+
+def wait(
+    runs: list[str] = RUNS,
+    timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 1)."),
+    poll: float = typer.Option(1.0, "--poll", help="Seconds between checks."),
+) -> None:
+    """Block until the runs end; exit 0 if all finished, 1 otherwise."""
+    project = api.Project()
+    handles = [project.run(ref) for ref in runs]
+    ok = True
+    for handle in handles:
+        try:
+            info = handle.wait(poll=poll, timeout=timeout)
+            acc = f", test_acc {info['test_acc']:.4f}" if info["test_acc"] is not None else ""
+            print(f"{handle.name}: finished{acc}")
+        except api.RunFailed as exc:
+            print(f"{handle.name}: {exc.status}" + (f": {exc.error}" if exc.error else ""))
+            ok = False
+        except TimeoutError as exc:
+            print(f"{handle.name}: {exc}")
+            ok = False
+    if not ok:
+        sys.exit(int(ExitCode.FAILURE))
+
+
+def cancel(
+    runs: list[str] = RUNS,
+    timeout: float = typer.Option(
+        30.0, "--timeout", help="Seconds to wait for a clean stop before SIGTERM, then SIGKILL."
+    ),
+) -> None:
+    """Stop runs at the next batch boundary, keeping best.pt; kill them if they do not stop in time."""
+    if timeout < 0:
+        raise UsageError(f"--timeout {timeout:g} must be 0 or more")
+    project = api.Project()
+    for ref in runs:
+        handle = project.run(ref)
+        before = handle.status()
+        if before not in api.ACTIVE_STATES:
+            print(f"{handle.name}: already {before}; nothing to cancel", file=sys.stderr)
+            continue
+        after = handle.cancel(timeout)
+        if after == "killed":
+            print(f"{handle.name}: killed: {handle.info()['error']}")
+        elif after in api.ACTIVE_STATES:
+            print(f"{handle.name}: asked to stop (it runs on another host; ml wait {handle.name})")
+        else:
+            print(f"{handle.name}: {after}")
+
+
+def delete(
+    runs: list[str] = RUNS,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
+    force: bool = typer.Option(False, "--force", help="Cancel (or kill) queued and running runs first."),
+) -> None:
+    """Delete runs: their records, metrics and folders (checkpoints, logs)."""
+    project = api.Project()
+    names = [project.find_run(ref)["name"] for ref in runs]
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"delete {', '.join(names)}? pass --yes to confirm (stdin is not a terminal)")
+        if not typer.confirm(f"delete {', '.join(names)} and their folders?"):
+            raise typer.Exit(int(ExitCode.FAILURE))
+    for name in names:
+        print(f"deleted {project.delete(f'@{name}', force=force)}")
+
+
+def prune(
+    older_than: str = typer.Option(..., "--older-than", help="Age since the run ended: 30m, 12h, 7d, 2w."),
+    status: list[str] = typer.Option(
+        [], "--status", help="Only runs in this state (repeatable; default: every ended state)."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Delete them; without it, only list them."),
+) -> None:
+    """Delete runs that ended long ago (a retention policy); lists them unless --yes."""
+    project = api.Project()
+    doomed = project.prune(older_than, status or None, dry_run=not yes)
+    if not doomed:
+        print(f"no ended runs older than {older_than}")
+        return
+    rows = [[r["instance"], r["status"], (r["training_end"] or r["training_start"])[:16]] for r in doomed]
+    render.print_table(["instance", "status", "ended"], rows)
+    if yes:
+        print(f"deleted {len(doomed)} run(s)")
+    else:
+        print(f"{len(doomed)} run(s) would be deleted; run again with --yes to delete them")

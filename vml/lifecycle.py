@@ -1,0 +1,134 @@
+"""Whether a run's process is alive, its heartbeat, and how runs that died are found.
+
+A run in the store says ``running`` until its process says otherwise, so a process
+that is killed (SIGKILL, OOM killer, a machine going down) cannot say anything. Every
+worker keeps a heartbeat in its row, and records its pid, host and the process's
+start time. A reader (``ml list``, ``ml show``, the dashboard, the API) marks a run
+``crashed`` when its heartbeat is stale and, on this host, its process is gone: a pid
+that now belongs to another process (a different start time) counts as gone.
+"""
+
+from __future__ import annotations
+
+import _thread
+import signal
+import socket
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from vml.store import RunStore
+from vml.store.runs import utcnow
+
+HEARTBEAT_SECONDS = 1.0
+# Stale means a few beats missed: on this host a dead pid is also required, so this
+# only guards against a pid namespace we cannot see into (a container).
+STALE_LOCAL_SECONDS = 5.0
+# Another host's process cannot be checked: the heartbeat is all there is.
+STALE_REMOTE_SECONDS = 20.0
+# Two start times of one process read at different moments differ by rounding only.
+START_TIME_TOLERANCE = 1.0
+
+
+def host() -> str:
+    return socket.gethostname()
+
+
+def process_identity(pid: int) -> dict[str, Any]:
+    """What the store records to recognise process ``pid`` later: pid, host and
+    start time."""
+    return {"pid": pid, "host": host(), "pid_started": psutil.Process(pid).create_time()}
+
+
+def process_alive(pid: int | None, started: float | None) -> bool:
+    """Whether process ``pid``, started at ``started``, still runs on this host (a
+    zombie, or another process that reused the pid, does not count)."""
+    if not pid:
+        return False
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or abs(process.create_time() - started) < START_TIME_TOLERANCE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def _age_seconds(timestamp: str | None, now: datetime) -> float:
+    if not timestamp:
+        return float("inf")
+    return (now - datetime.fromisoformat(timestamp)).total_seconds()
+
+
+def crash_reason(row: dict[str, Any], now: datetime | None = None) -> str | None:
+    """Why a ``running`` run (or a queued one whose worker was started) must have
+    crashed, or None while it may still be alive."""
+    if row["status"] not in ("running", "queued") or not row.get("pid"):
+        return None
+    now = now or datetime.now(timezone.utc)
+    age = _age_seconds(row["heartbeat"], now)
+    if row["host"] == host():
+        if age < STALE_LOCAL_SECONDS or process_alive(row["pid"], row.get("pid_started")):
+            return None
+        return f"its process (pid {row['pid']}) is gone; last heartbeat {age:.0f} s ago"
+    if age < STALE_REMOTE_SECONDS:
+        return None
+    return f"no heartbeat from host {row['host']} for {age:.0f} s"
+
+
+def reap(store: RunStore, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mark the runs among ``rows`` whose process died as ``crashed`` (in the store and
+    in ``rows``); returns ``rows``."""
+    now = datetime.now(timezone.utc)
+    for row in rows:
+        reason = crash_reason(row, now)
+        if reason is None:
+            continue
+        fields = {"ended_at": utcnow(), "error": f"crashed: {reason}"}
+        # Only if it still says so: the worker may have ended it a moment ago.
+        if store.set_status(row["id"], "crashed", (row["status"],), **fields):
+            store.add_event(row["id"], "crashed", reason)
+            row.update(status="crashed", **fields)
+    return rows
+
+
+class Heartbeat:
+    """A thread that keeps a run's heartbeat fresh, through data preparation and
+    training alike, and turns a cancel request in the store into SIGINT for this
+    process's main thread (which stops the loop at the next batch boundary)."""
+
+    def __init__(self, db_path: Path, run_id: int, interval: float = HEARTBEAT_SECONDS) -> None:
+        self.db_path = db_path
+        self.run_id = run_id
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"vml-heartbeat-{run_id}", daemon=True)
+        self._cancel_sent = False
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        with RunStore(self.db_path) as store:
+            while not self._stop.wait(self.interval):
+                store.update_run(self.run_id, heartbeat=utcnow())
+                if not self._cancel_sent and store.cancel_requested(self.run_id):
+                    self._cancel_sent = True
+                    _thread.interrupt_main(signal.SIGINT)
+
+
+def parse_age(text: str) -> timedelta:
+    """``30m``, ``12h``, ``7d``, ``2w`` as a duration; ValueError otherwise."""
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    number, unit = text[:-1].strip(), text[-1:].lower()
+    if unit not in units or not number.replace(".", "", 1).isdigit():
+        raise ValueError(f"{text!r} is not a duration like 30m, 12h, 7d or 2w")
+    return timedelta(**{units[unit]: float(number)})

@@ -1,0 +1,25 @@
+"""The worker process of a run started in the background: ``python -m vml.train.worker
+PROJECT NAME`` trains the queued run NAME of the project at PROJECT and records it.
+
+Its progress goes to the run's log.txt; what it prints (warnings, a crash's traceback)
+goes to worker.txt beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from vml.config import load_project
+from vml.train.runner import start_queued_run
+
+
+def main(argv: list[str]) -> int:
+    project_root, name = argv
+    with open(os.devnull, "w") as quiet:  # the log has every line already
+        result = start_queued_run(load_project(project_root), name, stderr=quiet)
+    return 0 if result.status == "finished" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
