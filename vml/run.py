@@ -139,12 +139,18 @@ def cancel_run(run: Run, timeout: float) -> str:
                 store.add_event(row["id"], "cancelled", "cancelled before it started")
                 return "cancelled"
             return run.status()
-        store.request_cancel(row["id"])
         store.add_event(row["id"], "cancel-requested", f"ml cancel from pid {os.getpid()} on {host()}")
         local = row["host"] == host() and process_alive(row["pid"], row["pid_started"])
+        # One request, not two: a worker takes a second SIGINT as "stop now".
         if local:
-            os.kill(row["pid"], signal.SIGINT)  # the worker's own path to a clean stop
-        if _ended_within(run, timeout) or not local:
+            os.kill(row["pid"], signal.SIGINT)  # what Ctrl-C does: stop at the next batch
+        else:
+            store.request_cancel(row["id"])  # its heartbeat thread passes it on as SIGINT
+        if not local:
+            _ended_within(run, timeout)
+            return run.status()
+        if _ended_within(run, timeout):
+            _exited_within(row["pid"], KILL_GRACE_SECONDS)  # so its memory (and GPU) is free
             return run.status()
         how = _terminate(row["pid"], row["pid_started"])
         store.set_status(
@@ -167,11 +173,21 @@ def _ended_within(run: Run, seconds: float) -> bool:
     return run.status() not in ACTIVE_STATES
 
 
+def _exited_within(pid: int, seconds: float) -> bool:
+    import psutil
+
+    try:
+        psutil.Process(pid).wait(seconds)
+    except psutil.TimeoutExpired:
+        return False
+    except psutil.NoSuchProcess:
+        pass
+    return True
+
+
 def _terminate(pid: int, started: float | None) -> str:
     """SIGTERM, then after a grace period SIGKILL, to the worker's process group (or
     the process alone when it leads no group of its own); which one it took."""
-    import psutil
-
     from vml.lifecycle import process_alive
 
     def send(signum: int) -> None:
@@ -184,12 +200,7 @@ def _terminate(pid: int, started: float | None) -> str:
             pass
 
     send(signal.SIGTERM)
-    try:
-        psutil.Process(pid).wait(KILL_GRACE_SECONDS)
-        return "SIGTERM"
-    except psutil.TimeoutExpired:
-        pass
-    except psutil.NoSuchProcess:
+    if _exited_within(pid, KILL_GRACE_SECONDS):
         return "SIGTERM"
     if process_alive(pid, started):
         send(signal.SIGKILL)
