@@ -3,6 +3,7 @@ with real worker processes, real signals and the real store."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -51,6 +52,11 @@ def detach(ml, project: Path, *args: str) -> str:
     result = ml("train", "--detach", *args, cwd=project)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
+
+
+def train_here(project: Path, *args: str, name: str) -> str:
+    """Train in this process (no interpreter or torch start-up); the final status."""
+    return api.Project(project).train_in_process(list(args), name=name, stderr=io.StringIO()).status
 
 
 def status_of(project: Path, name: str) -> str:
@@ -288,7 +294,7 @@ def test_cancel_and_delete_of_runs_in_every_state(project: Path, ml) -> None:
         store.create_run("waiting", "mlp", {"epochs": 1}, status="queued", epochs=1)
     cancelled = ml("cancel", "waiting", cwd=project)
     assert (cancelled.returncode, cancelled.stdout) == (0, "waiting: cancelled\n")
-    assert ml("train", "--epochs=1", "--name=done", cwd=project).returncode == 0
+    assert train_here(project, "--epochs=1", name="done") == "finished"
     finished = ml("cancel", "done", cwd=project)
     assert (finished.returncode, finished.stderr) == (0, "done: already finished; nothing to cancel\n")
 
@@ -309,7 +315,7 @@ def test_cancel_and_delete_of_runs_in_every_state(project: Path, ml) -> None:
 
 def test_prune_lists_by_default_and_deletes_with_yes(project: Path, ml) -> None:
     for name in ("old-a", "old-b", "new-c"):
-        assert ml("train", "--epochs=1", f"--name={name}", cwd=project).returncode == 0
+        assert train_here(project, "--epochs=1", name=name) == "finished"
     with RunStore(project / "trainings" / "vml.db") as store:
         for name in ("old-a", "old-b"):
             store.db["runs"].update(
@@ -346,7 +352,7 @@ def test_wait_exits_1_when_a_run_did_not_finish(project: Path, ml) -> None:
 
 def test_an_ambiguous_prefix_lists_the_matches(project: Path, ml) -> None:
     for name in ("swift-a", "swift-b"):
-        assert ml("train", "--epochs=1", f"--name={name}", cwd=project).returncode == 0
+        assert train_here(project, "--epochs=1", name=name) == "finished"
     result = ml("show", "swift", cwd=project)
     assert (result.returncode, result.stderr) == (
         2,
@@ -390,3 +396,11 @@ def test_names_come_from_a_private_generator(project: Path) -> None:
     first = [generate_name() for _ in range(3)]
     random.seed(7)
     assert [generate_name() for _ in range(3)] != first
+
+
+def test_a_rejected_detached_run_records_nothing(project: Path, ml) -> None:
+    result = ml("train", "--detach", "--epochs=0", cwd=project)
+    assert result.returncode == 2
+    assert result.stderr.startswith("ml: error: invalid value --epochs=0")
+    assert api.Project(project).records() == []
+    assert not (project / "trainings").exists() or not any((project / "trainings").iterdir())
