@@ -36,6 +36,7 @@ class Condition:
     column: str
     op: str
     value: Any
+    text: str = ""
 
     def matches(self, actual: Any) -> bool:
         """Whether a run's value satisfies it; a run without the value never does
@@ -45,12 +46,13 @@ class Condition:
         wanted = self.value
         if isinstance(actual, bool) or isinstance(wanted, bool):
             actual, wanted = str(actual).lower(), str(wanted).lower()
-        elif isinstance(actual, (int, float)) and isinstance(wanted, (int, float)):
-            pass
-        else:
+        elif isinstance(actual, (int, float)) and not isinstance(wanted, (int, float)):
+            raise UsageError(
+                f"--where {self.text!r}: {self.column} is a number and {wanted!r} is not (compare it with a number)"
+            )
+        elif not isinstance(actual, (int, float)):
+            # Text compares as text: ISO dates (training_start>2026-06-01) sort correctly.
             actual, wanted = str(actual), str(wanted)
-            if self.op not in ("=", "==", "!="):
-                return False
         return OPERATORS[self.op](actual, wanted)
 
 
@@ -67,7 +69,7 @@ def parse_conditions(texts: Iterable[str], known: set[str]) -> list[Condition]:
 
 def _parse(text: str, known: set[str]) -> Condition:
     match = _WORDS.match(text) or _SYMBOLIC.match(text)
-    if match is None or not match[3]:
+    if match is None or not match[3] or match[3][0] in "<>=!":
         raise UsageError(f'cannot read --where {text!r} (write it like "test_acc>0.9" or "test-acc -gt 0.9")')
     column, op, raw = normalize_key(match[1]), WORD_OPERATORS.get(match[2], match[2]), match[3]
     if column not in known:
@@ -76,7 +78,7 @@ def _parse(text: str, known: set[str]) -> Condition:
             f"did you mean {close[0]}?" if close else "a column of ml list --format json, or a hyperparameter"
         )
         raise UsageError(f"unknown column {match[1]!r} in --where {text!r} ({hint})")
-    return Condition(column, op, _value(raw.strip("'\"")))
+    return Condition(column, op, _value(raw.strip("'\"")), text)
 
 
 def _value(raw: str) -> Any:

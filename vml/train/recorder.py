@@ -31,7 +31,9 @@ class StoreRecorder(Callback):
     def on_step_end(self, trainer: Trainer) -> None:
         self._points.append((trainer.epoch + 1, trainer.global_step, trainer.loss, trainer.lr, time.time()))
         now = time.monotonic()
-        if now - self._last_flush >= FLUSH_SECONDS:
+        # Not on an epoch's last step: the row would then say "epoch k, step N of N"
+        # before epoch k+1 is counted, and progress would step back until on_epoch_end.
+        if now - self._last_flush >= FLUSH_SECONDS and trainer.step != trainer.steps_per_epoch:
             self._last_flush = now
             self._flush_points()
             self.store.update_run(self.run_id, epoch=trainer.epoch, step=trainer.step)
