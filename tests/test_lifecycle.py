@@ -215,9 +215,18 @@ def test_a_killed_worker_shows_as_crashed_and_can_be_resumed(project: Path, ml) 
         store.db["runs"].update(row["id"], {"epochs": row["epoch"] + 1})
         hyper = {**row["hyperparameters"], "epochs": row["epoch"] + 1}
         store.db["runs"].update(row["id"], {"hyperparameters": json.dumps(hyper, sort_keys=True)})
+    started = record(project, name)["started_at"]
     resumed = ml("resume", name, cwd=project)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{name}: finished" in resumed.stdout
+    # It keeps its place in ml list, and the steps it replayed are not counted twice.
+    assert record(project, name)["started_at"] == started
+    with sqlite3.connect(project / "trainings" / "vml.db") as db:
+        total, distinct = db.execute(
+            "select count(*), count(distinct step) from metrics where run_id = ? and key = 'step_loss'",
+            [record(project, name)["id"]],
+        ).fetchone()
+    assert total == distinct
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -404,3 +413,19 @@ def test_a_rejected_detached_run_records_nothing(project: Path, ml) -> None:
     assert result.stderr.startswith("ml: error: invalid value --epochs=0")
     assert api.Project(project).records() == []
     assert not (project / "trainings").exists() or not any((project / "trainings").iterdir())
+
+
+def test_cancelling_a_run_whose_worker_is_still_starting(project: Path, ml) -> None:
+    name = detach(ml, project, "--epochs=50")
+    result = ml("cancel", name, cwd=project)
+    assert (result.returncode, result.stdout) == (0, f"{name}: cancelled\n"), result.stderr
+    row = record(project, name)
+    assert row["status"] == "cancelled"
+    wait_for(
+        lambda: (
+            not psutil.pid_exists(row["pid"]) or psutil.Process(row["pid"]).status() == psutil.STATUS_ZOMBIE
+        ),
+        "the worker to exit",
+        deadline=30,
+    )
+    assert status_of(project, name) == "cancelled"

@@ -119,7 +119,8 @@ class Project:
         with RunStore(self.db_path) as store:
             rows = reap(store, store.runs())
         for row in rows:
-            if not (self.trainings_dir / row["name"]).is_dir():
+            # A live run keeps its state (it can still be cancelled) even if its folder went.
+            if row["status"] not in ACTIVE_STATES and not (self.trainings_dir / row["name"]).is_dir():
                 row["status"] = "deleted"
         return [row for row in rows if states is None or row["status"] in states]
 

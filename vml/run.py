@@ -134,11 +134,18 @@ def cancel_run(run: Run, timeout: float) -> str:
     if row["status"] in ENDED_STATES or row["status"] == "deleted":
         return row["status"]
     with RunStore(run.project.db_path) as store:
-        if row["status"] == "queued" and not row["pid"]:
-            if store.set_status(row["id"], "cancelled", ("queued",), ended_at=utcnow()):
-                store.add_event(row["id"], "cancelled", "cancelled before it started")
-                return "cancelled"
-            return run.status()
+        # A queued run (its worker, if any, still starting up) is cancelled in the store:
+        # the worker then finds it no longer queued and exits without training.
+        if row["status"] == "queued" and store.set_status(
+            row["id"], "cancelled", ("queued",), ended_at=utcnow()
+        ):
+            store.add_event(row["id"], "cancelled", "cancelled before it started")
+            if row["pid"] and row["host"] == host():
+                _exited_within(row["pid"], KILL_GRACE_SECONDS)
+            return "cancelled"
+        row = run._row()
+        if row["status"] not in ACTIVE_STATES:
+            return row["status"]
         store.add_event(row["id"], "cancel-requested", f"ml cancel from pid {os.getpid()} on {host()}")
         local = row["host"] == host() and process_alive(row["pid"], row["pid_started"])
         # One request, not two: a worker takes a second SIGINT as "stop now".

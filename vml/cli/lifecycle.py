@@ -8,6 +8,7 @@ import typer
 
 from vml import api
 from vml.cli import render
+from vml.cli.list_runs import local_time
 from vml.errors import ExitCode, UsageError
 
 RUNS = typer.Argument(..., help="Runs: names, @name, unique prefixes, or @last.")
@@ -30,8 +31,8 @@ def wait(
         except api.RunFailed as exc:
             print(f"{handle.name}: {exc.status}" + (f": {exc.error}" if exc.error else ""))
             ok = False
-        except TimeoutError as exc:
-            print(f"{handle.name}: {exc}")
+        except TimeoutError:
+            print(f"{handle.name}: still {handle.status()} after {timeout:g} s")
             ok = False
     if not ok:
         sys.exit(int(ExitCode.FAILURE))
@@ -92,7 +93,9 @@ def prune(
     if not doomed:
         print(f"no ended runs older than {older_than}")
         return
-    rows = [[r["instance"], r["status"], (r["training_end"] or r["training_start"])[:16]] for r in doomed]
+    rows = [
+        [r["instance"], r["status"], local_time(r["training_end"] or r["training_start"])] for r in doomed
+    ]
     render.print_table(["instance", "status", "ended"], rows)
     if yes:
         print(f"deleted {len(doomed)} run(s)")

@@ -95,6 +95,11 @@ def changed_hyperparameters(runs: list[dict[str, Any]]) -> list[str]:
     return [k for k in keys if len({repr(run["hyperparameters"].get(k)) for run in runs}) > 1]
 
 
+def local_time(stamp: str) -> str:
+    """A stored UTC timestamp in this machine's time zone, to the minute."""
+    return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
 def _raw(value: Any) -> Any:
     return "" if value is None else value
 
@@ -104,7 +109,7 @@ def _cell(run: dict[str, Any], column: str) -> str:
     if value is None:
         return "-"
     if column in ("training_start", "training_end"):
-        return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M")
+        return local_time(value)
     if column == "epoch":
         return f"{value}/{run['epochs']}"
     if column == "batch":

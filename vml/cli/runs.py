@@ -16,7 +16,7 @@ RUN = typer.Argument(..., help="A run: its name, @name, a unique prefix, or @las
 
 
 def resume(run: str = RUN) -> None:
-    """Continue a cancelled, failed or crashed run from its last.pt."""
+    """Continue a cancelled, failed, killed or crashed run from its last.pt."""
     report(api.Project().resume(run))
 
 

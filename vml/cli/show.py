@@ -10,7 +10,7 @@ import typer
 
 from vml import api
 from vml.cli import render
-from vml.errors import UsageError
+from vml.errors import NotFoundError, UsageError
 
 RUN = typer.Argument(..., help="A run: its name, @name, a unique prefix, or @last.")
 FOLLOW_POLL_SECONDS = 0.5
@@ -48,6 +48,8 @@ def logs(
 ) -> None:
     """Print a run's log (step lines, epoch summaries, how it ended), or its metrics."""
     handle = api.Project().run(run)
+    if handle.status() == "deleted":
+        raise NotFoundError(f"run {handle.name!r} was deleted (its folder and log are gone)")
     if metrics:
         _print_metrics(handle, follow)
         return

@@ -108,6 +108,12 @@ class RunStore:
             with self.db.conn:
                 self.db.conn.executemany(METRIC_INSERT, points)
 
+    def delete_metrics_after(self, run_id: int, step: int) -> None:
+        """Drop a run's metric points past global step ``step`` (what a resumed run
+        will log again)."""
+        with self.db.conn:
+            self.db.execute("delete from metrics where run_id = ? and step > ?", [run_id, step])
+
     def add_metrics(self, rows: Iterable[dict[str, Any]]) -> None:
         """Append metric rows (run_id, key, epoch, step, value, time) in one transaction."""
         rows = list(rows)

@@ -187,16 +187,13 @@ def resume_run(
     checkpoint = load_checkpoint(last)
     with RunStore(project.trainings_dir / "vml.db") as store:
         resumable = ("cancelled", "failed", "crashed", "killed")
+        process = {**_process_fields(), "started_at": row["started_at"]}  # keeps its place in ml list
         if not store.set_status(
-            row["id"],
-            "running",
-            resumable,
-            ended_at=None,
-            error=None,
-            cancel_requested=None,
-            **_process_fields(),
+            row["id"], "running", resumable, ended_at=None, error=None, cancel_requested=None, **process
         ):
             raise ConflictError(f"run {row['name']!r} is no longer stopped (another process resumed it)")
+        # Points logged after last.pt was written are logged again as the run replays them.
+        store.delete_metrics_after(row["id"], checkpoint["global_step"])
         store.add_event(row["id"], "resumed", f"resumed after epoch {checkpoint['epoch']}")
         run = _Run(
             project, row["name"], hparams, task, monitor, data, model, device, folder, store, row["id"]
@@ -244,10 +241,12 @@ def _execute_logged(run: _Run, stderr: TextIO, resume: dict[str, Any] | None) ->
             raise
         if result.status == "finished":
             log_line(f"finished: {result.summary()}")
-        else:
+        elif result.best_epoch:
             log_line(
-                f"{result.status}: best {result.monitor} {result.best_metric} at epoch {result.best_epoch}"
+                f"{result.status}: best {result.monitor} {result.best_metric:.4f} at epoch {result.best_epoch}"
             )
+        else:
+            log_line(f"{result.status} before its first epoch ended")
         return result
 
 

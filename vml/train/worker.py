@@ -11,13 +11,18 @@ import os
 import sys
 
 from vml.config import load_project
+from vml.errors import VmlError
 from vml.train.runner import start_queued_run
 
 
 def main(argv: list[str]) -> int:
     project_root, name = argv
     with open(os.devnull, "w") as quiet:  # the log has every line already
-        result = start_queued_run(load_project(project_root), name, stderr=quiet)
+        try:
+            result = start_queued_run(load_project(project_root), name, stderr=quiet)
+        except VmlError as exc:  # e.g. cancelled while this process started
+            print(f"worker: {exc.message}", file=sys.stderr)
+            return 1
     return 0 if result.status == "finished" else 1
 
 
