@@ -183,15 +183,7 @@ def test_entries_of_running_and_queued_runs_are_never_removed(trained: Path, ml)
     with RunStore(api.Project(trained).db_path) as store:
         (run,) = store.runs()
         store.update_run(run["id"], status="running")
-        store.db["runs"].insert(
-            {
-                **{k: v for k, v in run.items() if k != "id"},
-                "name": "waiting",
-                "status": "queued",
-                "fingerprint": queued,
-                "hyperparameters": "{}",
-            }
-        )
+        store.create_run("waiting", run["model"], {}, status="queued", fingerprint=queued)
     (trained / "trainings" / "waiting").mkdir()
     truncate(cache_dir(trained) / used / "x_train.npy")  # even when damaged
 

@@ -212,9 +212,10 @@ def test_a_killed_worker_shows_as_crashed_and_can_be_resumed(project: Path, ml) 
     assert spec  # the project is unchanged, so resume accepts the data
     with RunStore(project / "trainings" / "vml.db") as store:
         row = store.run_by_name(name)
-        store.db["runs"].update(row["id"], {"epochs": row["epoch"] + 1})
         hyper = {**row["hyperparameters"], "epochs": row["epoch"] + 1}
-        store.db["runs"].update(row["id"], {"hyperparameters": json.dumps(hyper, sort_keys=True)})
+        store.update_run(
+            row["id"], epochs=row["epoch"] + 1, hyperparameters=json.dumps(hyper, sort_keys=True)
+        )
     started = record(project, name)["started_at"]
     resumed = ml("resume", name, cwd=project)
     assert resumed.returncode == 0, resumed.stderr
@@ -262,8 +263,8 @@ def test_sigkill_at_a_random_moment_never_tears_a_checkpoint(project: Path, ml, 
         with RunStore(project / "trainings" / "vml.db") as store:
             row = store.run_by_name(name)
             hyper = {**row["hyperparameters"], "epochs": row["epoch"] + 1}
-            store.db["runs"].update(
-                row["id"], {"epochs": row["epoch"] + 1, "hyperparameters": json.dumps(hyper, sort_keys=True)}
+            store.update_run(
+                row["id"], epochs=row["epoch"] + 1, hyperparameters=json.dumps(hyper, sort_keys=True)
             )
         resumed = ml("resume", name, cwd=project)
         assert resumed.returncode == 0, resumed.stderr
@@ -327,9 +328,7 @@ def test_prune_lists_by_default_and_deletes_with_yes(project: Path, ml) -> None:
         assert train_here(project, "--epochs=1", name=name) == "finished"
     with RunStore(project / "trainings" / "vml.db") as store:
         for name in ("old-a", "old-b"):
-            store.db["runs"].update(
-                record(project, name)["id"], {"ended_at": "2026-01-01T00:00:00.000+00:00"}
-            )
+            store.update_run(record(project, name)["id"], ended_at="2026-01-01T00:00:00.000+00:00")
     dry = ml("prune", "--older-than", "7d", cwd=project)
     assert dry.returncode == 0
     assert "2 run(s) would be deleted" in dry.stdout and "new-c" not in dry.stdout

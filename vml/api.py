@@ -106,23 +106,37 @@ class Project:
     def db_path(self) -> Path:
         return self.trainings_dir / DB_FILE
 
-    def records(self, status: str | list[str] | None = None) -> list[dict[str, Any]]:
-        """Every recorded run (or those in ``status``) as a store record, newest first.
-        Runs whose process died are marked ``crashed`` on the way; a run whose folder
-        was deleted shows as ``deleted``, whatever the store says."""
+    def records(
+        self, status: str | list[str] | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Every recorded run (or those in ``status``; the newest ``limit``) as a store
+        record, newest first. Live runs whose process died are marked ``crashed`` on
+        the way; an ended run whose folder was deleted shows as ``deleted``."""
         if not self.db_path.exists():
             return []
         from vml.lifecycle import reap
         from vml.store import RunStore
 
         states = [status] if isinstance(status, str) else status
+        # "deleted" is not stored: it is read from the folders, so those rows are filtered here.
+        stored = None if states is None or "deleted" in states else states
         with RunStore(self.db_path) as store:
-            rows = reap(store, store.runs())
+            reap(store, store.runs(ACTIVE_STATES))
+            rows = store.runs(stored, limit)
         for row in rows:
             # A live run keeps its state (it can still be cancelled) even if its folder went.
             if row["status"] not in ACTIVE_STATES and not (self.trainings_dir / row["name"]).is_dir():
                 row["status"] = "deleted"
         return [row for row in rows if states is None or row["status"] in states]
+
+    def count_records(self, status: str | list[str] | None = None) -> int:
+        """How many runs are recorded (in ``status``, as stored)."""
+        if not self.db_path.exists():
+            return 0
+        from vml.store import RunStore
+
+        with RunStore(self.db_path) as store:
+            return store.count([status] if isinstance(status, str) else status)
 
     def runs(self, status: str | list[str] | None = None, where: str | list[str] | None = None) -> list[Run]:
         """The runs, newest first; ``status`` keeps those in the given states, ``where``
@@ -138,20 +152,23 @@ class Project:
         sort: str | None = None,
         status: str | list[str] | None = None,
         where: str | list[str] | None = None,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Runs in the shape ``ml list`` shows, newest first or sorted by ``sort``,
-        filtered by ``status`` and the ``where`` conditions."""
+        filtered by ``status`` and the ``where`` conditions; at most ``limit``."""
         from vml.query import parse_conditions
 
         states = [status] if isinstance(status, str) else status
         for state in states or ():
             if state not in RUN_STATES:
                 raise UsageError(f"unknown status {state!r} (use one of: {', '.join(RUN_STATES)})")
-        runs = [public_run(row) for row in self.records(states)]
+        newest = limit if not (sort or where) else None
+        runs = [public_run(row) for row in self.records(states, newest)]
         known = known_columns(self, runs) if where else set()
         conditions = parse_conditions([where] if isinstance(where, str) else where or [], known)
         runs = [run for run in runs if all(c.matches(run_value(run, c.column)) for c in conditions)]
-        return sort_runs(runs, sort) if sort else runs
+        runs = sort_runs(runs, sort) if sort else runs
+        return runs[:limit] if limit is not None else runs
 
     def list_columns(self) -> tuple[str, ...]:
         """``ml list``'s columns: ``list: columns:`` from vergeml.yaml, or the defaults."""

@@ -6,7 +6,6 @@ again, so it sees what the worker (in this process or any other) recorded last.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -99,6 +98,8 @@ class Run:
 
     async def wait_async(self, poll: float = 1.0, timeout: float | None = None) -> dict[str, Any]:
         """``wait()`` for asyncio: polls without blocking the event loop."""
+        import asyncio  # 35 ms: not for every ml command
+
         deadline = None if timeout is None else time.monotonic() + timeout
         while (status := self.status()) in ACTIVE_STATES:
             if deadline is not None and time.monotonic() >= deadline:

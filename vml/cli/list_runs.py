@@ -47,7 +47,16 @@ def list_runs(
     if fmt not in LIST_FORMATS:
         raise UsageError(f"unknown format {fmt!r} (use one of: {', '.join(LIST_FORMATS)})")
     project = api.Project()
-    runs = project.list_runs(sort, status=status or None, where=where or None)
+    page = fmt == "table" and not show_all
+    if page and not (sort or where or "deleted" in status):
+        # Only the page is read, and the rest counted: with thousands of runs, reading
+        # them all would be most of the time.
+        runs = project.list_runs(status=status or None, limit=PAGE_SIZE)
+        total = project.count_records(status or None) if len(runs) == PAGE_SIZE else len(runs)
+    else:
+        runs = project.list_runs(sort, status=status or None, where=where or None)
+        total = len(runs)
+        runs = runs[:PAGE_SIZE] if page else runs
     if fmt == "json":
         render.print_json(runs)
         return
@@ -60,9 +69,7 @@ def list_runs(
     if not runs:
         print("no runs match" if status or where else "no runs yet (start one with: ml train)")
         return
-    hidden = 0
-    if fmt == "table" and not show_all and len(runs) > PAGE_SIZE:
-        hidden, runs = len(runs) - PAGE_SIZE, runs[:PAGE_SIZE]
+    hidden = total - len(runs)
     rows = ([_cell(r, c) for c in chosen] for r in runs)
     if fmt == "md":
         render.print_markdown_table(chosen, rows)

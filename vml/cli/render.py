@@ -8,27 +8,24 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
 FORMATS = ("table", "json", "csv")
-
-
-def console() -> Console:
-    """A console on stdout; off a terminal it is wide enough not to wrap tables."""
-    if sys.stdout.isatty():
-        return Console()
-    return Console(width=240, color_system=None)
+GAP = "   "
 
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style="bold")
-    for column in columns:
-        table.add_column(column, no_wrap=True)
-    for row in rows:
-        table.add_row(*row)
-    console().print(table)
+    """Columns padded to their widest cell, a rule under the header (bold on a
+    terminal). Written by hand: rich takes ~0.1 s for a 50-row table, a third of
+    ``ml list``'s budget."""
+    rows = [list(row) for row in rows]
+    widths = [max([len(column), *(len(row[i]) for row in rows)]) for i, column in enumerate(columns)]
+    header = GAP.join(column.ljust(width) for column, width in zip(columns, widths, strict=True)).rstrip()
+    if sys.stdout.isatty():
+        header = f"\033[1m{header}\033[0m"
+    lines = [header, "─" * (sum(widths) + len(GAP) * (len(widths) - 1))]
+    lines += [
+        GAP.join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 def print_markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
@@ -53,6 +50,7 @@ def print_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
 def print_markdown(text: str) -> None:
     """Rendered on a terminal; the plain markdown when piped."""
     if sys.stdout.isatty():
+        from rich.console import Console
         from rich.markdown import Markdown  # 75 ms to import: only when rendering
 
         Console().print(Markdown(text))

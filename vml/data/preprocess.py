@@ -12,15 +12,18 @@ import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from vml.params import HyperParam, display_key, normalize_key
 
-State = dict[str, np.ndarray]
-Images = list[np.ndarray]
-ImageFn = Callable[[np.ndarray, dict[str, Any], np.random.Generator, bool], np.ndarray]
+if TYPE_CHECKING:
+    # Imported where used: checking vergeml.yaml (every ml command) reads OPS and must
+    # not pay ~0.1 s for numpy.
+    import numpy as np
+
+State = "dict[str, np.ndarray]"
+Images = "list[np.ndarray]"
+ImageFn = "Callable[[np.ndarray, dict[str, Any], np.random.Generator, bool], np.ndarray]"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class OpError(Exception):
 
 
 def _fit_standardize(x: np.ndarray, options: dict[str, Any]) -> State:
+    import numpy as np
+
     std = x.std(axis=0)
     # Constant features (blank pixels) would divide by zero; leave them centred at 0.
     return {"mean": x.mean(axis=0), "std": np.where(std > 0, std, 1.0)}
@@ -74,6 +79,8 @@ def _apply_standardize(x: np.ndarray, state: State, options: dict[str, Any]) -> 
 
 
 def _fit_normalize(x: np.ndarray, options: dict[str, Any]) -> State:
+    import numpy as np
+
     low, high = x.min(axis=0), x.max(axis=0)
     return {"low": low, "span": np.where(high > low, high - low, 1.0)}
 
@@ -94,6 +101,7 @@ def _each(fn: ImageFn) -> Callable[..., tuple[Images, np.ndarray]]:
 
 
 def _resize(image: np.ndarray, options: dict, rng: np.random.Generator, train: bool) -> np.ndarray:
+    import numpy as np
     from PIL import Image
 
     size = (options["width"], options["height"])
@@ -107,6 +115,8 @@ def _resize(image: np.ndarray, options: dict, rng: np.random.Generator, train: b
 
 
 def _grayscale(image: np.ndarray, options: dict, rng: np.random.Generator, train: bool) -> np.ndarray:
+    import numpy as np
+
     if image.shape[2] == 1:
         return image
     weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -114,6 +124,8 @@ def _grayscale(image: np.ndarray, options: dict, rng: np.random.Generator, train
 
 
 def _rgb(image: np.ndarray, options: dict, rng: np.random.Generator, train: bool) -> np.ndarray:
+    import numpy as np
+
     return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[:, :, :3]
 
 
@@ -145,6 +157,8 @@ def _random_crop(image: np.ndarray, options: dict, rng: np.random.Generator, tra
 
 def _flip(axis: int) -> ImageFn:
     def flip(image: np.ndarray, options: dict, rng: np.random.Generator, train: bool) -> np.ndarray:
+        import numpy as np
+
         if train and rng.random() < options["probability"]:
             return np.flip(image, axis=axis).copy()
         return image
@@ -154,6 +168,8 @@ def _flip(axis: int) -> ImageFn:
 
 def _augment(images: Images, labels: np.ndarray, options: dict, rng: np.random.Generator, train: bool):
     """Each training image plus ``variants`` copies, randomly rotated, shifted and zoomed."""
+    import numpy as np
+
     if not train:
         return images, labels
     from scipy import ndimage
@@ -345,6 +361,8 @@ def fit_and_apply(
     """Fit each scaler on ``splits['train']`` and apply it to all splits, in order.
     Returns the transformed splits and each scaler's fitted state as ``op<i>.<key>``
     arrays (kept so predictions can be preprocessed the same way)."""
+    import numpy as np
+
     splits = dict(splits)
     states: State = {}
     for index, entry in enumerate(ops):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-from sqlite_utils import Database
 
 from vml.store.schema import open_database
 
@@ -27,10 +26,10 @@ class RunStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db: Database = open_database(path)
+        self.conn: sqlite3.Connection = open_database(path)
 
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
 
     def __enter__(self) -> RunStore:
         return self
@@ -61,11 +60,20 @@ class RunStore:
             "hyperparameters": json.dumps(hyperparameters, sort_keys=True),
             **fields,
         }
-        return self.db["runs"].insert(row).last_pk
+        with self.conn:
+            cursor = self.conn.execute(
+                f"insert into runs ({', '.join(row)}) values ({', '.join('?' for _ in row)})",
+                list(row.values()),
+            )
+        return cursor.lastrowid
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         """Set fields on a run (progress, status, results)."""
-        self.db["runs"].update(run_id, fields)
+        with self.conn:
+            self.conn.execute(
+                f"update runs set {', '.join(f'[{key}] = ?' for key in fields)} where id = ?",
+                [*fields.values(), run_id],
+            )
 
     def set_status(self, run_id: int, status: str, expect: Iterable[str], **fields: Any) -> bool:
         """Move a run to ``status`` only if it is still in one of the ``expect`` states,
@@ -75,8 +83,8 @@ class RunStore:
         fields = {"status": status, **fields}
         assignments = ", ".join(f"[{key}] = ?" for key in fields)
         marks = ", ".join("?" for _ in expect)
-        with self.db.conn:
-            cursor = self.db.execute(
+        with self.conn:
+            cursor = self.conn.execute(
                 f"update runs set {assignments} where id = ? and status in ({marks})",
                 [*fields.values(), run_id, *expect],
             )
@@ -84,75 +92,92 @@ class RunStore:
 
     def request_cancel(self, run_id: int) -> None:
         """Ask the run's worker to stop; it sees this within about a second."""
-        with self.db.conn:
-            self.db.execute(
+        with self.conn:
+            self.conn.execute(
                 "update runs set cancel_requested = ? where id = ? and cancel_requested is null",
                 [utcnow(), run_id],
             )
 
     def cancel_requested(self, run_id: int) -> bool:
-        row = self.db.execute("select cancel_requested from runs where id = ?", [run_id]).fetchone()
+        row = self.conn.execute("select cancel_requested from runs where id = ?", [run_id]).fetchone()
         return bool(row and row[0])
 
     def delete_run(self, run_id: int) -> None:
         """Remove a run's row with its metrics and events, in one transaction."""
-        with self.db.conn:
+        with self.conn:
             for table in ("metrics", "events"):
-                self.db.execute(f"delete from {table} where run_id = ?", [run_id])
-            self.db.execute("delete from runs where id = ?", [run_id])
+                self.conn.execute(f"delete from {table} where run_id = ?", [run_id])
+            self.conn.execute("delete from runs where id = ?", [run_id])
 
     def add_metric_points(self, points: list[tuple[int, str, int, int, float, str]]) -> None:
         """Append metric points ``(run_id, key, epoch, step, value, time)`` in one
         transaction: the trainer's batched per-step logging."""
         if points:
-            with self.db.conn:
-                self.db.conn.executemany(METRIC_INSERT, points)
+            with self.conn:
+                self.conn.executemany(METRIC_INSERT, points)
 
     def delete_metrics_after(self, run_id: int, step: int) -> None:
         """Drop a run's metric points past global step ``step`` (what a resumed run
         will log again)."""
-        with self.db.conn:
-            self.db.execute("delete from metrics where run_id = ? and step > ?", [run_id, step])
+        with self.conn:
+            self.conn.execute("delete from metrics where run_id = ? and step > ?", [run_id, step])
 
     def add_metrics(self, rows: Iterable[dict[str, Any]]) -> None:
         """Append metric rows (run_id, key, epoch, step, value, time) in one transaction."""
         rows = list(rows)
         if rows:
-            with self.db.atomic():
-                self.db["metrics"].insert_all(rows)
+            points = [(r["run_id"], r["key"], r["epoch"], r["step"], r["value"], r["time"]) for r in rows]
+            self.add_metric_points(points)
 
     def add_event(self, run_id: int, kind: str, message: str) -> None:
-        self.db["events"].insert({"run_id": run_id, "time": utcnow(), "kind": kind, "message": message})
+        with self.conn:
+            self.conn.execute(
+                "insert into events (run_id, time, kind, message) values (?, ?, ?, ?)",
+                [run_id, utcnow(), kind, message],
+            )
 
-    def runs(self, status: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """All runs (or those in the given states), newest first, with hyperparameters
-        decoded."""
-        where, params = "", []
-        if status is not None:
-            states = tuple(status)
-            where = f"where status in ({', '.join('?' for _ in states)})"
-            params = list(states)
-        rows = self.db.query(f"select * from runs {where} order by started_at desc, id desc", params)
-        return [_decode(row) for row in rows]
+    def runs(self, status: Iterable[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """All runs (or those in the given states; at most ``limit``), newest first,
+        with hyperparameters decoded."""
+        where, params = _status_filter(status)
+        sql = f"select * from runs {where} order by started_at desc, id desc"
+        if limit is not None:
+            sql += f" limit {int(limit)}"
+        return [_decode(row) for row in self.conn.execute(sql, params)]
+
+    def count(self, status: Iterable[str] | None = None) -> int:
+        """How many runs there are (in the given states)."""
+        where, params = _status_filter(status)
+        return self.conn.execute(f"select count(*) from runs {where}", params).fetchone()[0]
 
     def run_by_id(self, run_id: int) -> dict[str, Any] | None:
-        rows = list(self.db.query("select * from runs where id = ?", [run_id]))
-        return _decode(rows[0]) if rows else None
+        row = self.conn.execute("select * from runs where id = ?", [run_id]).fetchone()
+        return _decode(row) if row else None
 
     def run_by_name(self, name: str) -> dict[str, Any] | None:
-        rows = list(self.db.query("select * from runs where name = ?", [name]))
-        return _decode(rows[0]) if rows else None
+        row = self.conn.execute("select * from runs where name = ?", [name]).fetchone()
+        return _decode(row) if row else None
 
     def names(self) -> set[str]:
-        return {row["name"] for row in self.db.query("select name from runs")}
+        return {row["name"] for row in self.conn.execute("select name from runs")}
 
     def metrics(self, run_id: int, key: str | None = None) -> list[dict[str, Any]]:
         """A run's metric rows in step order, optionally of one key."""
         where, params = ("run_id = ?", [run_id]) if key is None else ("run_id = ? and key = ?", [run_id, key])
-        return list(self.db.query(f"select * from metrics where {where} order by step, rowid", params))
+        return [
+            dict(row)
+            for row in self.conn.execute(f"select * from metrics where {where} order by step, rowid", params)
+        ]
 
 
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
+def _status_filter(status: Iterable[str] | None) -> tuple[str, list[str]]:
+    if status is None:
+        return "", []
+    states = list(status)
+    return f"where status in ({', '.join('?' for _ in states)})", states
+
+
+def _decode(row: sqlite3.Row) -> dict[str, Any]:
     row = dict(row)
     row["hyperparameters"] = json.loads(row["hyperparameters"] or "{}")
     return row

@@ -1,0 +1,75 @@
+"""The store's forward migrations, written with sqlite-utils. Imported only when a
+database is new or older than this version of vml (sqlite-utils and what it imports
+cost ~0.2 s, a lot for ``ml list``)."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("vml")
+
+
+@migrations()
+def m001_runs_metrics_events(db: Database) -> None:
+    db["runs"].create(
+        {
+            "id": int,
+            "name": str,
+            "model": str,
+            "status": str,
+            "created_at": str,
+            "started_at": str,
+            "ended_at": str,
+            "epoch": int,
+            "epochs": int,
+            "step": int,
+            "steps": int,
+            "hyperparameters": str,
+            "fingerprint": str,
+            "pid": int,
+            "host": str,
+            "heartbeat": str,
+            "monitor": str,
+            "best_metric": float,
+            "best_epoch": int,
+            "test_acc": float,
+            "test_loss": float,
+            "error": str,
+        },
+        pk="id",
+        not_null={"name", "status", "model"},
+    )
+    db["runs"].create_index(["name"], unique=True)
+    db["metrics"].create(
+        {"run_id": int, "key": str, "epoch": int, "step": int, "value": float, "time": str},
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["metrics"].create_index(["run_id", "key", "step"])
+    db["events"].create(
+        {"id": int, "run_id": int, "time": str, "kind": str, "message": str},
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["events"].create_index(["run_id"])
+
+
+@migrations()
+def m002_process_identity_and_cancel(db: Database) -> None:
+    # A pid alone can be reused: the process start time tells a live worker from a
+    # new process that got its pid. cancel_requested lets ml cancel reach a worker
+    # through the store, from any host.
+    db["runs"].add_column("pid_started", float)
+    db["runs"].add_column("cancel_requested", str)
+    db["runs"].create_index(["status"])
+    db["runs"].create_index(["started_at"])
+
+
+def migrate(connection) -> int:
+    """Apply the pending migrations on ``connection``; the schema version reached."""
+    db = Database(connection)
+    db.enable_wal()
+    migrations.apply(db)  # a no-op for migrations another process applied
+    version = len(migrations.applied(db))
+    db.execute(f"PRAGMA user_version = {version}")
+    return version
