@@ -8,6 +8,8 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -428,3 +430,23 @@ def test_cancelling_a_run_whose_worker_is_still_starting(project: Path, ml) -> N
         deadline=30,
     )
     assert status_of(project, name) == "cancelled"
+
+
+def test_parallel_first_opens_migrate_the_store_once(tmp_path: Path) -> None:
+    # Eight processes open a store that does not exist yet, at the same moment.
+    code = (
+        "import sys; from pathlib import Path; from vml.store import RunStore\n"
+        "with RunStore(Path(sys.argv[1])) as store:\n"
+        "    store.create_run(sys.argv[2], 'mlp', {})\n"
+    )
+    db = tmp_path / "trainings" / "vml.db"
+    starters = [
+        subprocess.Popen([sys.executable, "-c", code, str(db), f"run-{i}"], stderr=subprocess.PIPE, text=True)
+        for i in range(8)
+    ]
+    errors = [p.communicate(timeout=DEADLINE)[1] for p in starters]
+    assert [p.returncode for p in starters] == [0] * 8, errors
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("pragma user_version").fetchone() == (2,)
+        assert conn.execute("select count(*) from runs").fetchone() == (8,)
+        assert conn.execute("pragma journal_mode").fetchone() == ("wal",)
