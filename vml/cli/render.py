@@ -37,8 +37,8 @@ def print_markdown_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) 
 
 
 def print_json(document: Any) -> None:
-    json.dump(document, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    # One write: json.dump to a stream writes each token (1.6 M writes for 10,000 runs).
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
 
 
 def print_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
