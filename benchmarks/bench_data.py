@@ -12,22 +12,18 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
-import os
-import platform
 import pstats
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xxhash
+from report import Line, finish
 
 from vml.api import Project, create_project
 from vml.config import ProjectConfig
@@ -43,18 +39,7 @@ CSV_ROWS = 200_000
 CSV_COLUMNS = 64
 SEED = 42
 RESULTS = Path(__file__).resolve().parent / "results" / "data.json"
-
-
-@dataclass
-class Line:
-    """One row of the results table, with the raw numbers behind it."""
-
-    name: str
-    target: str
-    measured: str
-    passed: bool
-    values: dict[str, float]
-    profile: str | None = field(default=None, repr=False)
+PROFILE_FORMAT = "\nprofile of the cache hit, {name}:\n{profile}"
 
 
 def timed(run: Callable[[], Any]) -> tuple[float, Any]:
@@ -230,18 +215,6 @@ def bench_prepare(name: str, project: Path) -> Line:
     return line
 
 
-def print_table(lines: list[Line]) -> None:
-    """The results as a fixed-width table, then any hit-path profiles."""
-    rows = [("measurement", "target", "measured", "result")]
-    rows += [(x.name, x.target, x.measured, "pass" if x.passed else "FAIL") for x in lines]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    for line in lines:
-        if line.profile:
-            print(f"\nprofile of the cache hit, {line.name}:\n{line.profile}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the three measurements, print the table and write the JSON results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -264,25 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(bench_prepare("large csv", make_large_project(root / "large")))
     elapsed = time.perf_counter() - started
 
-    print_table(lines)
-    print(f"\n{elapsed:.0f} s in all")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    report = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "numpy": np.__version__,
-            "xxhash": xxhash.VERSION,
-        },
-        "args": {"size_gb": args.size_gb, "files": args.files, "repeats": REPEATS},
-        "elapsed_s": elapsed,
-        "results": [asdict(line) for line in lines],
-    }
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"results written to {args.json}")
-    return 0 if all(line.passed for line in lines) else 1
+    machine = {"numpy": np.__version__, "xxhash": xxhash.VERSION}
+    run_args = {"size_gb": args.size_gb, "files": args.files, "repeats": REPEATS}
+    return finish(lines, elapsed, args.json, machine, run_args, PROFILE_FORMAT)
 
 
 if __name__ == "__main__":

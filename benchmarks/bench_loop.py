@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -23,12 +21,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
+from report import Line, finish
 from torch import nn
 
 from vml.api import create_project
@@ -54,19 +51,6 @@ MODEL_ARGS = {"hidden_size": 256, "hidden_layers": 2, "dropout": 0.1}
 TARGET_RATIO = 1.03
 STARTUP_REPEATS = 3
 RESULTS = Path(__file__).resolve().parent / "results" / "loop.json"
-
-
-@dataclass
-class Line:
-    """One row of the results table, with the raw numbers behind it. ``passed`` is None
-    for a line that only reports a number."""
-
-    name: str
-    target: str
-    measured: str
-    passed: bool | None
-    values: dict[str, Any]
-    profile: str | None = field(default=None, repr=False)
 
 
 # --- the data and the two loops ---------------------------------------------------------
@@ -455,21 +439,6 @@ def bench_startup(root: Path) -> Line:
     )
 
 
-# --- report ---------------------------------------------------------------------------------
-
-
-def print_table(lines: list[Line]) -> None:
-    rows = [("measurement", "target", "measured", "result")]
-    result = {True: "pass", False: "FAIL", None: "-"}
-    rows += [(x.name, x.target, x.measured, result[x.passed]) for x in lines]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    for line in lines:
-        if line.profile:
-            print(f"\n{line.profile}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run both measurements, print the table and write the JSON results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -489,25 +458,9 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(bench_startup(root))
     elapsed = time.perf_counter() - started
 
-    print_table(lines)
-    print(f"\n{elapsed:.0f} s in all")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    report = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "threads": args.threads,
-        },
-        "args": {"epochs": args.epochs, "samples": args.samples, "batch_size": BATCH},
-        "elapsed_s": elapsed,
-        "results": [asdict(line) for line in lines],
-    }
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"results written to {args.json}")
-    return 0 if all(line.passed is not False for line in lines) else 1
+    machine = {"torch": torch.__version__, "threads": args.threads}
+    run_args = {"epochs": args.epochs, "samples": args.samples, "batch_size": BATCH}
+    return finish(lines, elapsed, args.json, machine, run_args)
 
 
 if __name__ == "__main__":

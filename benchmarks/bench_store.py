@@ -18,7 +18,6 @@ import cProfile
 import io
 import json
 import os
-import platform
 import pstats
 import random
 import re
@@ -32,11 +31,12 @@ import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+
+from report import Line, finish
 
 import vml
 from vml.api import Project, create_project
@@ -58,19 +58,6 @@ FLUSH_REPEATS = 20
 TRAIN_SAMPLES = 1_437  # the digits template's training split
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "store.json"
-
-
-@dataclass
-class Line:
-    """One row of the results table, with the raw numbers behind it. ``passed`` is None
-    for a line that only reports a number."""
-
-    name: str
-    target: str
-    measured: str
-    passed: bool | None
-    values: dict[str, Any]
-    profile: str | None = field(default=None, repr=False)
 
 
 def timed(run: Callable[[], Any]) -> tuple[float, Any]:
@@ -873,21 +860,6 @@ def recorder_profile(folder: Path, steps: int, losses: list[float]) -> str:
     )
 
 
-# --- report ---------------------------------------------------------------------------------
-
-
-def print_table(lines: list[Line]) -> None:
-    rows = [("measurement", "target", "measured", "result")]
-    result = {True: "pass", False: "FAIL", None: "-"}
-    rows += [(x.name, x.target, x.measured, result[x.passed]) for x in lines]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    for line in lines:
-        if line.profile:
-            print(f"\n{line.profile}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run both measurements, print the table and write the JSON results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -910,31 +882,18 @@ def main(argv: list[str] | None = None) -> int:
         lines += bench_recorder(root, args.steps)
     elapsed = time.perf_counter() - started
 
-    print_table(lines)
-    print(f"\n{elapsed:.0f} s in all")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    report = {
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "sqlite": sqlite3.sqlite_version,
-            **{name: version(name) for name in ("sqlite-utils", "typer", "rich", "pydantic", "numpy")},
-            "vml": vml.__version__,
-        },
-        "args": {
-            "runs": args.runs,
-            "metric_rows": args.metric_rows,
-            "steps": args.steps,
-            "profile": args.profile,
-        },
-        "elapsed_s": elapsed,
-        "results": [asdict(line) for line in lines],
+    machine = {
+        "sqlite": sqlite3.sqlite_version,
+        **{name: version(name) for name in ("sqlite-utils", "typer", "rich", "pydantic", "numpy")},
+        "vml": vml.__version__,
     }
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"results written to {args.json}")
-    return 0 if all(line.passed is not False for line in lines) else 1
+    run_args = {
+        "runs": args.runs,
+        "metric_rows": args.metric_rows,
+        "steps": args.steps,
+        "profile": args.profile,
+    }
+    return finish(lines, elapsed, args.json, machine, run_args)
 
 
 if __name__ == "__main__":

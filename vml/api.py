@@ -262,7 +262,6 @@ class Project:
     def start(self, overrides: dict[str, Any] | list[str] | None = None, name: str | None = None) -> Run:
         """``train()`` with the overrides as a mapping or command-line words (what
         ``ml train --detach`` calls)."""
-        import sqlite3
         import subprocess
 
         from vml.lifecycle import process_identity
@@ -273,31 +272,16 @@ class Project:
         monitor = resolve_task(hparams)[1]
         run_name = self.new_run_name(name)
         with RunStore(self.db_path) as store:
-            while True:
-                try:
-                    run_id = store.create_run(
-                        run_name,
-                        self.config.model.name,
-                        hparams,
-                        status="queued",
-                        epochs=hparams["epochs"],
-                        monitor=monitor,
-                    )
-                    break
-                except sqlite3.IntegrityError:
-                    if name is not None:
-                        raise UsageError(
-                            f"a run named {name!r} already exists (pick another --name)"
-                        ) from None
-                    run_name = generate_name(store.names())
+            run_id, run_name = store.create_run_with_folder(
+                run_name,
+                name is None,
+                self.config.model.name,
+                hparams,
+                status="queued",
+                epochs=hparams["epochs"],
+                monitor=monitor,
+            )
             folder = self.trainings_dir / run_name
-            try:
-                folder.mkdir(parents=True)
-            except FileExistsError:
-                store.delete_run(run_id)
-                raise ConflictError(
-                    f"folder {folder} already exists (pick another --name or remove it)"
-                ) from None
             with (folder / WORKER_OUTPUT).open("ab") as output:
                 # Its own session: the worker outlives this process and a Ctrl-C in this
                 # terminal, and ml cancel can signal its whole process group.

@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vml.errors import ConflictError, UsageError
+from vml.names import generate_name
 from vml.store.schema import open_database
 
 ACTIVE_STATES = ("queued", "running")
@@ -66,6 +68,30 @@ class RunStore:
                 list(row.values()),
             )
         return cursor.lastrowid
+
+    def create_run_with_folder(
+        self, name: str, name_generated: bool, model: str, hyperparameters: dict[str, Any], **fields: Any
+    ) -> tuple[int, str]:
+        """Record a new run and make its folder beside the store: ``(id, name)``. A
+        generated name that another process took meanwhile is replaced; a chosen one
+        raises ``UsageError``, an existing folder ``ConflictError``."""
+        while True:
+            try:
+                run_id = self.create_run(name, model, hyperparameters, **fields)
+                break
+            except sqlite3.IntegrityError:
+                if not name_generated:
+                    raise UsageError(f"a run named {name!r} already exists (pick another --name)") from None
+                name = generate_name(self.names())
+        folder = self.path.parent / name
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            self.delete_run(run_id)
+            raise ConflictError(
+                f"folder {folder} already exists (pick another --name or remove it)"
+            ) from None
+        return run_id, name
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         """Set fields on a run (progress, status, results)."""

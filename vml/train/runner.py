@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from vml.config import ProjectConfig, Split, resolve_task
 from vml.data.prepare import PreparedData, prepare_data
 from vml.errors import ConflictError, UsageError, VmlError
 from vml.lifecycle import Heartbeat, process_identity
-from vml.names import generate_name
 from vml.params import display_key
 from vml.store import RunStore
 from vml.store.runs import utcnow
@@ -96,24 +94,10 @@ def train_run(
     # table) records no run.
     model = _build_model(project, hparams, data, task, device)
     with RunStore(project.trainings_dir / "vml.db") as store:
-        while True:
-            try:
-                run_id = store.create_run(
-                    name, project.model.name, hparams, **_run_fields(hparams, data, monitor)
-                )
-                break
-            except sqlite3.IntegrityError:
-                if not name_generated:
-                    raise UsageError(f"a run named {name!r} already exists (pick another --name)") from None
-                name = generate_name(store.names())
+        run_id, name = store.create_run_with_folder(
+            name, name_generated, project.model.name, hparams, **_run_fields(hparams, data, monitor)
+        )
         folder = project.trainings_dir / name
-        try:
-            folder.mkdir(parents=True)
-        except FileExistsError:
-            store.delete_run(run_id)
-            raise ConflictError(
-                f"folder {folder} already exists (pick another --name or remove it)"
-            ) from None
         _write_config(folder, project, name, hparams, data)
         run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id)
         return _execute(run, stderr, resume=None)
