@@ -73,3 +73,31 @@ def test_progress_bar_then_ctrl_c_cancels(project: Path, tmux: Tmux, tmp_path: P
         status, epoch = db.execute("select status, epoch from runs where name = 'term-run'").fetchone()
     assert status == "cancelled"
     assert epoch < 400
+
+
+def test_dashboard_in_a_real_terminal_shows_runs_and_quits(project: Path, tmux: Tmux, tmp_path: Path) -> None:
+    from vml import api
+
+    for name in ("term-a", "term-b"):
+        assert api.Project(project).train_in_process(["--epochs=1"], name=name).status == "finished"
+    done = tmp_path / "exit-code"
+    command = (
+        f"cd {shlex.quote(str(project))} && {shlex.quote(sys.executable)} -m vml dashboard; "
+        f"echo $? > {shlex.quote(str(done))}"
+    )
+    tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "24", command)
+    tmux("set-option", "-t", "t", "remain-on-exit", "on")
+
+    def both_shown() -> str | None:
+        screen = tmux.screen()
+        wanted = ("term-a", "term-b", "finished", "100.0%", "Quit")
+        return screen if all(text in screen for text in wanted) else None
+
+    wait_until(both_shown, 60, "the runs, their progress and the key bindings")
+    tmux("send-keys", "-t", "t", "/")
+    tmux("send-keys", "-t", "t", "-l", "term-b")
+    tmux("send-keys", "-t", "t", "Enter")
+    wait_until(lambda: "term-a" not in tmux.screen() and "term-b" in tmux.screen(), 30, "the filter")
+    tmux("send-keys", "-t", "t", "q")
+    wait_until(lambda: done.exists() and done.read_text().strip(), 30, "the dashboard to quit")
+    assert done.read_text().strip() == "0"

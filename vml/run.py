@@ -57,13 +57,10 @@ class Run:
         done) and ``step``/``steps`` (steps done in the current epoch)."""
         row = self._row()
         epochs, steps = row["epochs"] or 0, row["steps"] or 0
-        step = row["step"] or 0
-        # At an epoch's end the row holds the finished epoch and its last step.
-        done = (row["epoch"] or 0) * steps + (step if step < steps else 0)
-        percent = 100.0 if row["status"] == "finished" else 100.0 * done / max(epochs * steps, 1)
+        percent = percent_done(row["status"], row["epoch"], epochs, row["step"], steps)
         return {
             "status": row["status"],
-            "percent": round(min(percent, 100.0), 1),
+            "percent": percent,
             "epoch": row["epoch"],
             "epochs": epochs,
             "step": row["step"],
@@ -124,6 +121,18 @@ class Run:
         if self._process is not None:
             self._process.poll()  # reap our own worker, so its pid does not linger as a zombie
         return self.project.find_run(f"@{self.name}")
+
+
+def percent_done(
+    status: str, epoch: int | None, epochs: int | None, step: int | None, steps: int | None
+) -> float:
+    """How much of a run's steps are done, 0-100, to one decimal."""
+    if status == "finished":
+        return 100.0
+    epochs, steps, step = epochs or 0, steps or 0, step or 0
+    # At an epoch's end the row holds the finished epoch and its last step.
+    done = (epoch or 0) * steps + (step if step < steps else 0)
+    return round(min(100.0 * done / max(epochs * steps, 1), 100.0), 1)
 
 
 def cancel_run(run: Run, timeout: float) -> str:

@@ -11,7 +11,7 @@ import traceback
 import typer
 
 from vml import __version__
-from vml.cli import cache, lifecycle, list_runs, new, preprocess, runs, show, train
+from vml.cli import cache, dashboard, lifecycle, list_runs, new, preprocess, runs, show, train
 from vml.cli import help as help_cmd
 from vml.errors import ExitCode, VmlError
 
@@ -58,6 +58,7 @@ app.command("wait")(lifecycle.wait)
 app.command("cancel")(lifecycle.cancel)
 app.command("delete")(lifecycle.delete)
 app.command("prune")(lifecycle.prune)
+app.command("dashboard")(dashboard.dashboard)
 app.command("preprocess")(preprocess.preprocess)
 app.command("resume")(runs.resume)
 app.command("test")(runs.test)

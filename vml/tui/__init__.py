@@ -1,0 +1,1 @@
+"""The Textual dashboard (``ml dashboard``): a thin view over ``vml.api``."""
