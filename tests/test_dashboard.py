@@ -67,6 +67,36 @@ def test_the_table_fills_and_the_filter_narrows_it(project: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_enter_opens_the_run_with_its_record_metrics_and_log(project: Path) -> None:
+    train_here(project, "--epochs=3", "--learning-rate=0.01", name="opened")
+
+    async def scenario() -> None:
+        from textual.widgets import RichLog
+
+        from vml.tui.app import RunScreen
+
+        app = Dashboard(api.Project(project))
+        async with app.run_test(size=(140, 40)) as pilot:
+            await until(pilot, lambda: "opened" in table_rows(app), "the run")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+            screen = app.screen
+            record = screen.query_one("#record", Static)
+            epochs = screen.query_one("#epochs", DataTable)
+            log = screen.query_one("#log", RichLog)
+            await until(pilot, lambda: epochs.row_count == 3 and len(log.lines) > 0, "metrics and log")
+            text = str(record.render())
+            assert "status: finished" in text and "best_epoch: " in text
+            assert "learning_rate: 0.01" in text
+            assert "checkpoint: " + str(project / "trainings" / "opened" / "best.pt") in text
+            assert [str(epochs.get_row_at(i)[0]) for i in range(3)] == ["1", "2", "3"]
+            assert any("finished: test_acc" in line.text for line in log.lines)
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, RunScreen), "the runs screen")
+
+    asyncio.run(scenario())
+
+
 def test_a_running_run_progresses_on_screen_and_x_cancels_it(project: Path) -> None:
     run = api.Project(project).train(epochs=300, name="live")
 

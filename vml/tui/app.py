@@ -13,9 +13,9 @@ from typing import Any
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid
-from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.containers import Grid, Horizontal, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Static
 
 from vml import api
 from vml.errors import VmlError
@@ -88,6 +88,94 @@ class ConfirmCancel(ModalScreen[bool]):
         self.dismiss(yes)
 
 
+EPOCH_KEYS = ("loss", "acc", "val_loss", "val_acc")
+FACT_KEYS = (
+    "instance",
+    "status",
+    "model",
+    "epoch",
+    "epochs",
+    "best_epoch",
+    "best_metric",
+    "monitor",
+    "test_acc",
+    "test_loss",
+    "checkpoint",
+    "training_start",
+    "training_end",
+    "pid",
+    "host",
+    "error",
+)
+LOG_TAIL_LINES = 200
+
+
+class RunScreen(Screen):
+    """One run: its record and hyperparameters, per-epoch metrics, and its log's tail,
+    refreshed every second while it is open."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("q", "app.pop_screen", "Back", show=False),
+    ]
+    DEFAULT_CSS = """
+    RunScreen #facts { width: 48; }
+    RunScreen #right { width: 1fr; }
+    RunScreen #epochs { height: 1fr; }
+    RunScreen #log { height: 1fr; border-top: solid $primary; }
+    """
+
+    def __init__(self, project: api.Project, name: str) -> None:
+        super().__init__()
+        self.project = project
+        self.run_name = name
+        self._log_lines = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            with VerticalScroll(id="facts"):
+                yield Static("", id="record")
+            with VerticalScroll(id="right"):
+                table: DataTable = DataTable(id="epochs", cursor_type="none")
+                table.add_column("epoch", key="epoch")
+                for key in EPOCH_KEYS:
+                    table.add_column(key, key=key)
+                yield table
+                yield RichLog(id="log", max_lines=LOG_TAIL_LINES, wrap=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.run_name
+        self._load()
+        self.set_interval(REFRESH_SECONDS, self._load)
+
+    @work(thread=True, exclusive=True, group="run")
+    def _load(self) -> None:
+        run = self.project.run(f"@{self.run_name}")
+        info, points, log = run.info(), run.metrics(), run.logs()
+        self.app.call_from_thread(self._show, info, points, log)
+
+    def _show(self, info: dict[str, Any], points: list[dict[str, Any]], log: str) -> None:
+        facts = [f"{key}: {'-' if info[key] is None else info[key]}" for key in FACT_KEYS]
+        facts += ["", "hyperparameters:"]
+        facts += [f"  {key}: {value}" for key, value in sorted(info["hyperparameters"].items())]
+        self.query_one("#record", Static).update("\n".join(facts))
+        epochs: dict[int, dict[str, float]] = {}
+        for point in points:
+            if point["key"] in EPOCH_KEYS:
+                epochs.setdefault(point["epoch"], {})[point["key"]] = point["value"]
+        table = self.query_one("#epochs", DataTable)
+        for epoch in sorted(epochs)[table.row_count :]:
+            values = epochs[epoch]
+            table.add_row(str(epoch), *(f"{values[k]:.4f}" if k in values else "-" for k in EPOCH_KEYS))
+        lines = log.splitlines()
+        widget = self.query_one("#log", RichLog)
+        for line in lines[self._log_lines :]:
+            widget.write(line)
+        self._log_lines = len(lines)
+
+
 class Dashboard(App):
     """The runs of one project in a live table."""
 
@@ -96,6 +184,7 @@ class Dashboard(App):
         Binding("q", "quit", "Quit"),
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("enter", "open_run", "Open run"),
         Binding("s", "sort", "Sort"),
         Binding("x", "cancel_runs", "Cancel run"),
         Binding("p", "pause", "Pause"),
@@ -204,6 +293,15 @@ class Dashboard(App):
         if not self.runs or table.cursor_row is None or table.cursor_row >= len(self.runs):
             return None
         return self.runs[table.cursor_row]
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "runs":
+            self.action_open_run()
+
+    def action_open_run(self) -> None:
+        run = self.selected_run()
+        if run is not None:
+            self.push_screen(RunScreen(self.project, run["instance"]))
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
