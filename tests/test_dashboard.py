@@ -97,6 +97,37 @@ def test_enter_opens_the_run_with_its_record_metrics_and_log(project: Path) -> N
     asyncio.run(scenario())
 
 
+def test_compare_shows_marked_runs_with_differing_hyperparameters_first(project: Path) -> None:
+    train_here(project, "--epochs=1", "--learning-rate=0.01", name="cmp-a")
+    train_here(project, "--epochs=1", "--learning-rate=0.002", name="cmp-b")
+    train_here(project, "--epochs=1", "--learning-rate=0.002", "--batch-size=32", name="cmp-c")
+
+    async def scenario() -> None:
+        from vml.tui.app import CompareScreen
+
+        app = Dashboard(api.Project(project))
+        async with app.run_test(size=(140, 40)) as pilot:
+            await until(pilot, lambda: len(table_rows(app)) == 3, "the runs")
+            # Newest first: cmp-c, cmp-b, cmp-a. Mark cmp-c and cmp-a.
+            await pilot.press("space", "down", "space", "c")
+            await until(pilot, lambda: isinstance(app.screen, CompareScreen), "the compare screen")
+            table = app.screen.query_one("#compare", DataTable)
+            header = [str(column.label) for column in table.columns.values()]
+            assert header == ["", "field", "cmp-c", "cmp-a"]
+            rows = {
+                str(table.get_row_at(i)[1]): [str(c) for c in table.get_row_at(i)]
+                for i in range(table.row_count)
+            }
+            assert rows["learning_rate"] == ["*", "learning_rate", "0.002", "0.01"]
+            assert rows["batch_size"] == ["*", "batch_size", "32", "64"]
+            assert rows["epochs"][0] == "" and rows["status"][2:] == ["finished", "finished"]
+            fields = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+            hyper = fields[fields.index("batch_size") :]
+            assert hyper[:2] == ["batch_size", "learning_rate"]  # the differing ones first
+
+    asyncio.run(scenario())
+
+
 def test_a_running_run_progresses_on_screen_and_x_cancels_it(project: Path) -> None:
     run = api.Project(project).train(epochs=300, name="live")
 

@@ -43,15 +43,15 @@ def progress_cell(run: dict[str, Any]) -> str:
     return f"{'█' * filled}{'░' * (BAR_WIDTH - filled)} {percent:5.1f}%"
 
 
-def cells(run: dict[str, Any]) -> list[str]:
-    """The table row of a run, in ``COLUMNS`` order."""
+def cells(run: dict[str, Any], marked: bool = False) -> list[str]:
+    """The table row of a run, in ``COLUMNS`` order (a marked run's name with a dot)."""
 
     def number(value: float | None) -> str:
         return "-" if value is None else f"{value:.4f}"
 
     start = run["training_start"]
     return [
-        run["instance"],
+        f"● {run['instance']}" if marked else run["instance"],
         run["model"],
         run["status"],
         progress_cell(run),
@@ -176,6 +176,58 @@ class RunScreen(Screen):
         self._log_lines = len(lines)
 
 
+COMPARED_RESULTS = ("status", "epoch", "best_epoch", "best_metric", "test_acc", "test_loss")
+
+
+def compare_rows(runs: list[dict[str, Any]]) -> list[tuple[str, list[str], bool]]:
+    """``(field, values per run, differs)`` for the results and every hyperparameter
+    of ``runs``; hyperparameters that differ come first."""
+
+    def text(value: Any, digits: str = "g") -> str:
+        return "-" if value is None else format(value, digits) if isinstance(value, float) else str(value)
+
+    rows = []
+    for key in COMPARED_RESULTS:
+        values = [text(run[key], ".4f") for run in runs]
+        rows.append((key, values, len(set(values)) > 1))
+    params = sorted({key for run in runs for key in run["hyperparameters"]})
+    hyper = []
+    for key in params:
+        values = [text(run["hyperparameters"].get(key)) for run in runs]
+        hyper.append((key, values, len(set(values)) > 1))
+    hyper.sort(key=lambda row: not row[2])  # stable: differing first, each group by name
+    return rows + hyper
+
+
+class CompareScreen(Screen):
+    """Marked runs side by side: results, then hyperparameters (differing ones first,
+    marked with *)."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("q", "app.pop_screen", "Back", show=False),
+    ]
+
+    def __init__(self, runs: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.runs = runs
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        table: DataTable = DataTable(id="compare", cursor_type="row", zebra_stripes=True)
+        table.add_column("", key="differs")
+        table.add_column("field", key="field")
+        for run in self.runs:
+            table.add_column(run["instance"], key=run["instance"])
+        for field, values, differs in compare_rows(self.runs):
+            table.add_row("*" if differs else "", field, *values, key=field)
+        yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "compare " + ", ".join(run["instance"] for run in self.runs)
+
+
 class Dashboard(App):
     """The runs of one project in a live table."""
 
@@ -185,6 +237,8 @@ class Dashboard(App):
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("enter", "open_run", "Open run"),
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
         Binding("s", "sort", "Sort"),
         Binding("x", "cancel_runs", "Cancel run"),
         Binding("p", "pause", "Pause"),
@@ -203,6 +257,7 @@ class Dashboard(App):
         self.where: str | None = None
         self.sort_index = -1  # newest first until a column is picked
         self.runs: list[dict[str, Any]] = []
+        self.marked: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -268,12 +323,12 @@ class Dashboard(App):
             selected = present[table.cursor_row] if present and 0 <= table.cursor_row < len(present) else None
             table.clear()
             for run in runs:
-                table.add_row(*cells(run), key=run["instance"])
+                table.add_row(*cells(run, run["instance"] in self.marked), key=run["instance"])
             if selected in wanted:
                 table.move_cursor(row=wanted.index(selected))
         else:
             for run in runs:
-                for (key, _), value in zip(COLUMNS, cells(run), strict=True):
+                for (key, _), value in zip(COLUMNS, cells(run, run["instance"] in self.marked), strict=True):
                     if table.get_cell(run["instance"], key) != value:
                         table.update_cell(run["instance"], key, value)
         empty = self.query_one("#empty", Static)
@@ -293,6 +348,23 @@ class Dashboard(App):
         if not self.runs or table.cursor_row is None or table.cursor_row >= len(self.runs):
             return None
         return self.runs[table.cursor_row]
+
+    def action_mark(self) -> None:
+        run = self.selected_run()
+        if run is None:
+            return
+        name = run["instance"]
+        self.marked.symmetric_difference_update({name})
+        table = self.query_one("#runs", DataTable)
+        table.update_cell(name, "instance", cells(run, name in self.marked)[0])
+        table.action_cursor_down()
+
+    def action_compare(self) -> None:
+        runs = [run for run in self.runs if run["instance"] in self.marked] or self.runs[:2]
+        if len(runs) < 2:
+            self.notify("mark two or more runs with space to compare them", severity="warning")
+            return
+        self.push_screen(CompareScreen(runs))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "runs":
