@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from vml import api
 from vml.tui.app import Dashboard
@@ -175,6 +175,27 @@ def test_escape_in_the_dialog_cancels_nothing(project: Path) -> None:
         asyncio.run(scenario())
     finally:
         run.cancel()
+
+
+def test_d_deletes_an_ended_run_only_after_its_name_is_typed(project: Path) -> None:
+    train_here(project, "--epochs=1", name="doomed")
+
+    async def scenario() -> None:
+        app = Dashboard(api.Project(project))
+        async with app.run_test(size=(120, 30)) as pilot:
+            await until(pilot, lambda: "doomed" in table_rows(app), "the run")
+            for typed in ("wrong", "doomed"):
+                await pilot.press("d")
+                await until(pilot, lambda: isinstance(app.focused, Input), "the dialog's name box")
+                await pilot.press(*typed, "enter")
+                await until(pilot, lambda: len(app.screen_stack) == 1, "the dialog to close")
+                if typed == "wrong":
+                    assert (project / "trainings" / "doomed").is_dir()
+            await until(pilot, lambda: table_rows(app) == {}, "the row to go")
+        assert not (project / "trainings" / "doomed").exists()
+        assert api.Project(project).records() == []
+
+    asyncio.run(scenario())
 
 
 def test_the_dashboard_does_not_import_torch(project: Path) -> None:

@@ -63,6 +63,32 @@ def cells(run: dict[str, Any], marked: bool = False) -> list[str]:
     ]
 
 
+class ConfirmDelete(ModalScreen[bool]):
+    """Deleting cannot be undone: the user types the run's name; ``escape`` aborts."""
+
+    BINDINGS = [Binding("escape", "abort", "Keep it")]
+    DEFAULT_CSS = """
+    ConfirmDelete { align: center middle; }
+    ConfirmDelete > Grid { width: 70; height: 7; border: thick $error; background: $surface; padding: 0 1; }
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.run_name = name
+
+    def compose(self) -> ComposeResult:
+        with Grid():
+            yield Label(f"Delete {self.run_name} and its folder? Type its name and press enter.")
+            yield Input(placeholder=self.run_name, id="typed")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()  # not the dashboard's filter
+        self.dismiss(event.value.strip() == self.run_name)
+
+    def action_abort(self) -> None:
+        self.dismiss(False)
+
+
 class ConfirmCancel(ModalScreen[bool]):
     """``y`` confirms, ``n`` or ``escape`` aborts."""
 
@@ -241,6 +267,8 @@ class Dashboard(App):
         Binding("c", "compare", "Compare"),
         Binding("s", "sort", "Sort"),
         Binding("x", "cancel_runs", "Cancel run"),
+        Binding("d", "delete_run", "Delete"),
+        Binding("question_mark", "show_help_panel", "Keys"),
         Binding("p", "pause", "Pause"),
         Binding("r", "refresh", "Refresh"),
     ]
@@ -381,6 +409,8 @@ class Dashboard(App):
         box.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "filter":
+            return
         self.where = event.value.strip() or None
         event.input.remove_class("shown")
         self.query_one("#runs", DataTable).focus()
@@ -416,6 +446,30 @@ class Dashboard(App):
                 self._cancel(name)
 
         self.push_screen(ConfirmCancel([name]), answered)
+
+    def action_delete_run(self) -> None:
+        run = self.selected_run()
+        if run is None:
+            return
+        name = run["instance"]
+        if run["status"] in api.ACTIVE_STATES:
+            self.notify(f"{name} is {run['status']}: cancel it first (x)", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._delete(name)
+            else:
+                self.notify(f"kept {name}")
+
+        self.push_screen(ConfirmDelete(name), answered)
+
+    @work(thread=True)
+    def _delete(self, name: str) -> None:
+        self.project.delete(f"@{name}")
+        self.marked.discard(name)
+        self.call_from_thread(self.notify, f"deleted {name}")
+        self.call_from_thread(self.action_refresh)
 
     @work(thread=True)
     def _cancel(self, name: str) -> None:
