@@ -36,6 +36,15 @@ class Tmux:
     def screen(self) -> str:
         return self("capture-pane", "-p", "-t", "t")
 
+    def start_ml(self, project: Path, args: str, done: Path, size: tuple[int, int]) -> None:
+        """``ml ARGS`` in project, in a new session of ``size``; its exit code goes to ``done``."""
+        command = (
+            f"cd {shlex.quote(str(project))} && {shlex.quote(sys.executable)} -m vml {args}; "
+            f"echo $? > {shlex.quote(str(done))}"
+        )
+        self("new-session", "-d", "-s", "t", "-x", str(size[0]), "-y", str(size[1]), command)
+        self("set-option", "-t", "t", "remain-on-exit", "on")
+
 
 @pytest.fixture
 def tmux(tmp_path: Path):
@@ -46,12 +55,7 @@ def tmux(tmp_path: Path):
 
 def test_progress_bar_then_ctrl_c_cancels(project: Path, tmux: Tmux, tmp_path: Path) -> None:
     done = tmp_path / "exit-code"
-    command = (
-        f"cd {shlex.quote(str(project))} && {shlex.quote(sys.executable)} -m vml train "
-        f"--epochs=400 --name=term-run; echo $? > {shlex.quote(str(done))}"
-    )
-    tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "30", command)
-    tmux("set-option", "-t", "t", "remain-on-exit", "on")
+    tmux.start_ml(project, "train --epochs=400 --name=term-run", done, (120, 30))
 
     def bar_shown() -> str | None:
         screen = tmux.screen()
@@ -81,12 +85,7 @@ def test_dashboard_in_a_real_terminal_shows_runs_and_quits(project: Path, tmux: 
     for name in ("term-a", "term-b"):
         assert api.Project(project).train_in_process(["--epochs=1"], name=name).status == "finished"
     done = tmp_path / "exit-code"
-    command = (
-        f"cd {shlex.quote(str(project))} && {shlex.quote(sys.executable)} -m vml dashboard; "
-        f"echo $? > {shlex.quote(str(done))}"
-    )
-    tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "24", command)
-    tmux("set-option", "-t", "t", "remain-on-exit", "on")
+    tmux.start_ml(project, "dashboard", done, (100, 24))
 
     def both_shown() -> str | None:
         screen = tmux.screen()
