@@ -374,7 +374,8 @@ first = call(profiler)
 warm = min(call() for _ in range(3))
 
 from vml import api
-from vml.cli import list_runs, render
+from vml.cli import render
+from vml.columns import cell
 from vml.lifecycle import reap
 from vml.store import RunStore
 from vml.store.runs import _decode
@@ -407,7 +408,7 @@ phases["Project().list_columns() (loads vergeml.yaml)"], columns = best(fresh)
 def table():
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        render.print_table(columns, ([list_runs._cell(r, c) for c in columns] for r in runs[:50]))
+        render.print_table(columns, ([cell(r, c) for c in columns] for r in runs[:50]))
 phases["render.print_table of 50 rows"], _ = best(table)
 
 def stats(sort, limit):

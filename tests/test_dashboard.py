@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Input, Static
 
 from vml import api
 from vml.tui.app import Dashboard
+from vml.tui.table import RunTable
 
 DEADLINE = 90.0
 
@@ -27,9 +28,14 @@ async def until(pilot, condition: Callable[[], bool], what: str, deadline: float
         await pilot.pause()
 
 
-def table_rows(app: Dashboard) -> dict[str, list[str]]:
-    table = app.query_one("#runs", DataTable)
-    return {str(key.value): [str(c) for c in table.get_row(key)] for key in table.rows}
+def table_rows(app: Dashboard) -> dict[str, dict[str, str]]:
+    """The runs table as shown: run name -> {column: cell}."""
+    screen = app.screen_stack[0]
+    table = screen.query_one("#runs", RunTable)
+    return {
+        key: dict(zip(screen.columns, cells, strict=True))
+        for key, cells in zip(table.keys, table.rows, strict=True)
+    }
 
 
 def train_here(project: Path, *args: str, name: str) -> None:
@@ -41,7 +47,7 @@ def test_an_empty_project_says_how_to_start(project: Path) -> None:
     async def scenario() -> None:
         app = Dashboard(api.Project(project))
         async with app.run_test(size=(100, 24)) as pilot:
-            empty = app.query_one("#empty", Static)
+            empty = app.screen.query_one("#empty", Static)
             await until(pilot, lambda: "No runs yet" in str(empty.render()), "the empty state")
             assert table_rows(app) == {}
 
@@ -57,8 +63,10 @@ def test_the_table_fills_and_the_filter_narrows_it(project: Path) -> None:
         async with app.run_test(size=(120, 30)) as pilot:
             await until(pilot, lambda: len(table_rows(app)) == 2, "both runs")
             rows = table_rows(app)
-            assert rows["good-one"][2] == "finished" and rows["good-one"][3].endswith("100.0%")
-            assert rows["good-one"][4] == "3/3"
+            assert rows["good-one"]["status"] == "finished" and rows["good-one"]["progress"].endswith(
+                "100.0%"
+            )
+            assert rows["good-one"]["epoch"] == "3/3" and rows["good-one"]["eta"] == "-"
             await pilot.press("slash", *"test_acc>0.9", "enter")
             await until(pilot, lambda: list(table_rows(app)) == ["good-one"], "the filter to apply")
             await pilot.press("slash", "escape")
@@ -73,7 +81,7 @@ def test_enter_opens_the_run_with_its_record_metrics_and_log(project: Path) -> N
     async def scenario() -> None:
         from textual.widgets import RichLog
 
-        from vml.tui.app import RunScreen
+        from vml.tui.run_screen import RunScreen
 
         app = Dashboard(api.Project(project))
         async with app.run_test(size=(140, 40)) as pilot:
@@ -86,9 +94,9 @@ def test_enter_opens_the_run_with_its_record_metrics_and_log(project: Path) -> N
             log = screen.query_one("#log", RichLog)
             await until(pilot, lambda: epochs.row_count == 3 and len(log.lines) > 0, "metrics and log")
             text = str(record.render())
-            assert "status: finished" in text and "best_epoch: " in text
+            assert "status: finished" in text and "best: epoch " in text
             assert "learning_rate: 0.01" in text
-            assert "checkpoint: " + str(project / "trainings" / "opened" / "best.pt") in text
+            assert "checkpoint: trainings/opened/best.pt" in text
             assert [str(epochs.get_row_at(i)[0]) for i in range(3)] == ["1", "2", "3"]
             assert any("finished: test_acc" in line.text for line in log.lines)
             await pilot.press("escape")
@@ -103,7 +111,7 @@ def test_compare_shows_marked_runs_with_differing_hyperparameters_first(project:
     train_here(project, "--epochs=1", "--learning-rate=0.002", "--batch-size=32", name="cmp-c")
 
     async def scenario() -> None:
-        from vml.tui.app import CompareScreen
+        from vml.tui.compare import CompareScreen
 
         app = Dashboard(api.Project(project))
         async with app.run_test(size=(140, 40)) as pilot:
@@ -137,18 +145,20 @@ def test_a_running_run_progresses_on_screen_and_x_cancels_it(project: Path) -> N
 
             def epoch_shown() -> int:
                 row = table_rows(app).get("live")
-                return int(row[4].split("/")[0]) if row else 0
+                return int(row["epoch"].split("/")[0]) if row else 0
 
             await until(pilot, lambda: epoch_shown() >= 1, "the first epoch on screen")
             first = epoch_shown()
             await until(pilot, lambda: epoch_shown() > first, "progress to advance on screen")
-            assert table_rows(app)["live"][2] == "running"
+            assert table_rows(app)["live"]["status"] == "running"
             await pilot.press("x")
             await until(
                 pilot, lambda: "Cancel live?" in str(app.screen.query_one("Label").render()), "the dialog"
             )
             await pilot.press("y")
-            await until(pilot, lambda: table_rows(app)["live"][2] == "cancelled", "the row to turn cancelled")
+            await until(
+                pilot, lambda: table_rows(app)["live"]["status"] == "cancelled", "the row to turn cancelled"
+            )
         assert run.status() == "cancelled"
 
     try:
@@ -204,3 +214,141 @@ def test_the_dashboard_does_not_import_torch(project: Path) -> None:
         [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=60
     )
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_the_run_screen_charts_metrics_and_filters_them_by_glob(project: Path) -> None:
+    train_here(project, "--epochs=3", name="charted")
+
+    async def scenario() -> None:
+        from vml.tui.charts import Chart
+        from vml.tui.run_screen import RunScreen
+
+        app = Dashboard(api.Project(project))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: "charted" in table_rows(app), "the run")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+
+            def charts() -> dict[str, list[str]]:
+                return {c.heading: list(c.lines) for c in app.screen.query(Chart)}
+
+            await until(pilot, lambda: len(charts()) == 4, "the charts")
+            assert charts() == {
+                "loss": ["loss", "val_loss"],
+                "acc": ["acc", "val_acc"],
+                "step_loss, epoch 3": ["step_loss"],
+                "lr, epoch 3": ["lr"],
+            }
+            loss = next(c for c in app.screen.query(Chart) if c.heading == "loss")
+            assert loss.lines["val_loss"][0] == [1, 2, 3]  # per epoch
+            step_loss = next(c for c in app.screen.query(Chart) if c.heading.startswith("step_loss"))
+            steps = step_loss.lines["step_loss"][0]
+            assert len(steps) == 23 and steps[-1] == 69  # the last epoch's steps
+
+            await pilot.press("slash", *"val_*", "enter")
+            await until(pilot, lambda: charts() == {"loss": ["val_loss"], "acc": ["val_acc"]}, "the filter")
+            await pilot.press("slash", *"nothing", "enter")
+            empty = app.screen.query_one("#no-metrics", Static)
+            await until(pilot, lambda: "No metric matches 'nothing'" in str(empty.render()), "no match")
+
+    asyncio.run(scenario())
+
+
+def test_a_running_runs_screen_shows_its_process_use_and_x_cancels_it(project: Path) -> None:
+    run = api.Project(project).train(epochs=300, name="busy")
+
+    async def scenario() -> None:
+        from vml.tui.run_screen import RunScreen
+
+        app = Dashboard(api.Project(project))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: table_rows(app).get("busy", {}).get("status") == "running", "the run")
+            await until(pilot, lambda: table_rows(app)["busy"]["eta"] != "-", "an ETA")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+            record = app.screen.query_one("#record", Static)
+            await until(pilot, lambda: "memory: " in str(record.render()), "the process's use")
+            text = str(record.render())
+            memory = int(text.split("memory: ")[1].split(" MiB")[0])
+            assert memory > 50  # a python process with torch loaded
+            assert f"process: {run.info()['pid']} on " in text and "ETA " in text
+            await pilot.press("x")
+            await until(pilot, lambda: len(app.screen_stack) > 2, "the dialog")
+            await pilot.press("y")
+            await until(pilot, lambda: "status: cancelled" in str(record.render()), "cancelled on screen")
+        assert run.status() == "cancelled"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        if run.status() in ("queued", "running"):
+            run.cancel()
+
+
+def test_the_new_run_form_refuses_a_bad_value_and_starts_a_good_one(project: Path) -> None:
+    async def scenario() -> None:
+        from vml.tui.new_run import NewRunScreen
+
+        app = Dashboard(api.Project(project))
+        async with app.run_test(size=(100, 40)) as pilot:
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, NewRunScreen), "the form")
+            form = app.screen
+            assert form.query_one("#hp-epochs", Input).value == "20"  # filled with the defaults
+            rate = form.query_one("#hp-learning_rate", Input)
+            rate.focus()
+            rate.value = ""
+            await pilot.press(*"fast")
+            problem = form.query_one("#learning_rate-problem", Static)
+            await until(
+                pilot, lambda: "invalid value --learning_rate=fast" in str(problem.render()), "the check"
+            )
+            await pilot.press("enter")
+            summary = form.query_one("#problem", Static)
+            await until(pilot, lambda: "learning_rate" in str(summary.render()), "the refusal")
+            assert isinstance(app.screen, NewRunScreen)
+            assert api.Project(project).records() == []  # nothing recorded for a refused form
+
+            rate.value = "0.01"
+            form.query_one("#hp-epochs", Input).value = "2"
+            form.query_one("#name", Input).value = "from-the-form"
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: not isinstance(app.screen, NewRunScreen), "the form to close")
+            await until(pilot, lambda: "from-the-form" in table_rows(app), "the new run in the table")
+            await until(
+                pilot, lambda: table_rows(app)["from-the-form"]["status"] == "finished", "the run to finish"
+            )
+            assert table_rows(app)["from-the-form"]["epoch"] == "2/2"
+        info = api.Project(project).run("from-the-form").info()
+        assert info["hyperparameters"]["learning_rate"] == 0.01 and info["status"] == "finished"
+
+    asyncio.run(scenario())
+
+
+def test_the_command_palette_offers_the_screens_actions(project: Path) -> None:
+    train_here(project, "--epochs=1", name="pal-a")
+    train_here(project, "--epochs=1", "--learning-rate=0.01", name="pal-b")
+
+    async def scenario() -> None:
+        from textual.command import CommandList
+
+        from vml.tui.compare import CompareScreen
+
+        app = Dashboard(api.Project(project))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: len(table_rows(app)) == 2, "the runs")
+            await pilot.press("ctrl+p")
+            await until(pilot, lambda: isinstance(app.focused, Input), "the palette")
+            await pilot.press(*"compare")
+            commands = app.screen.query_one(CommandList)
+
+            def offered() -> bool:
+                chosen = commands.highlighted_option
+                return chosen is not None and "Compare" in str(chosen.prompt)
+
+            await until(pilot, offered, "the palette to offer Compare")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, CompareScreen), "compare from the palette")
+            assert app.screen.sub_title == "compare pal-b, pal-a"
+
+    asyncio.run(scenario())

@@ -24,6 +24,7 @@ from vml import api
 from vml.lifecycle import host as this_host
 from vml.store import RunStore
 from vml.store.runs import utcnow
+from vml.store.schema import SCHEMA_VERSION
 
 DEADLINE = 90.0
 
@@ -447,6 +448,6 @@ def test_parallel_first_opens_migrate_the_store_once(tmp_path: Path) -> None:
     errors = [p.communicate(timeout=DEADLINE)[1] for p in starters]
     assert [p.returncode for p in starters] == [0] * 8, errors
     with sqlite3.connect(db) as conn:
-        assert conn.execute("pragma user_version").fetchone() == (2,)
+        assert conn.execute("pragma user_version").fetchone() == (SCHEMA_VERSION,)
         assert conn.execute("select count(*) from runs").fetchone() == (8,)
         assert conn.execute("pragma journal_mode").fetchone() == ("wal",)

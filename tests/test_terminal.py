@@ -15,15 +15,17 @@ import pytest
 POLL_SECONDS = 0.1
 
 
-def wait_until(predicate, deadline_seconds: float, what: str):
-    """Poll ``predicate`` until it returns something truthy or the deadline passes."""
+def wait_until(predicate, deadline_seconds: float, what: str, screen=None):
+    """Poll ``predicate`` until it returns something truthy or the deadline passes
+    (then say what ``screen()`` shows)."""
     deadline = time.monotonic() + deadline_seconds
     while time.monotonic() < deadline:
         result = predicate()
         if result:
             return result
         time.sleep(POLL_SECONDS)
-    raise AssertionError(f"timed out after {deadline_seconds}s waiting for {what}")
+    shown = f"; the screen:\n{screen()}" if screen else ""
+    raise AssertionError(f"timed out after {deadline_seconds}s waiting for {what}{shown}")
 
 
 class Tmux:
@@ -89,14 +91,19 @@ def test_dashboard_in_a_real_terminal_shows_runs_and_quits(project: Path, tmux: 
 
     def both_shown() -> str | None:
         screen = tmux.screen()
-        wanted = ("term-a", "term-b", "finished", "100.0%", "Quit")
+        wanted = ("term-a", "term-b", "finished", "100.0%", "Filter")
         return screen if all(text in screen for text in wanted) else None
 
     wait_until(both_shown, 60, "the runs, their progress and the key bindings")
     tmux("send-keys", "-t", "t", "/")
+    # Keys that arrive together go to the widget focused when they arrive (Textual
+    # routes them at once): type once the box is there, as a person would.
+    wait_until(lambda: "filter: text" in tmux.screen(), 30, "the filter box", tmux.screen)
     tmux("send-keys", "-t", "t", "-l", "term-b")
     tmux("send-keys", "-t", "t", "Enter")
-    wait_until(lambda: "term-a" not in tmux.screen() and "term-b" in tmux.screen(), 30, "the filter")
+    wait_until(
+        lambda: "term-a" not in tmux.screen() and "term-b" in tmux.screen(), 30, "the filter", tmux.screen
+    )
     tmux("send-keys", "-t", "t", "q")
     wait_until(lambda: done.exists() and done.read_text().strip(), 30, "the dashboard to quit")
     assert done.read_text().strip() == "0"

@@ -6,6 +6,7 @@ torch at module level; training code is imported when a run starts.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from dataclasses import dataclass
@@ -156,19 +157,23 @@ class Project:
     ) -> list[dict[str, Any]]:
         """Runs in the shape ``ml list`` shows, newest first or sorted by ``sort``,
         filtered by ``status`` and the ``where`` conditions; at most ``limit``."""
-        from vml.query import parse_conditions
-
         states = [status] if isinstance(status, str) else status
         for state in states or ():
             if state not in RUN_STATES:
                 raise UsageError(f"unknown status {state!r} (use one of: {', '.join(RUN_STATES)})")
         newest = limit if not (sort or where) else None
-        runs = [public_run(row) for row in self.records(states, newest)]
-        known = known_columns(self, runs) if where else set()
-        conditions = parse_conditions([where] if isinstance(where, str) else where or [], known)
-        runs = [run for run in runs if all(c.matches(run_value(run, c.column)) for c in conditions)]
+        runs = self.matching([public_run(row) for row in self.records(states, newest)], where)
         runs = sort_runs(runs, sort) if sort else runs
         return runs[:limit] if limit is not None else runs
+
+    def matching(self, runs: list[dict[str, Any]], where: str | list[str] | None) -> list[dict[str, Any]]:
+        """The public runs among ``runs`` that meet every ``where`` condition."""
+        if not where:
+            return runs
+        from vml.query import parse_conditions
+
+        conditions = parse_conditions([where] if isinstance(where, str) else where, known_columns(self, runs))
+        return [run for run in runs if all(c.matches(run_value(run, c.column)) for c in conditions)]
 
     def list_columns(self) -> tuple[str, ...]:
         """``ml list``'s columns: ``list: columns:`` from vergeml.yaml, or the defaults."""
@@ -502,6 +507,7 @@ def show_run(project: Project, row: dict[str, Any]) -> dict[str, Any]:
         "pid": row["pid"],
         "host": row["host"],
         "heartbeat": row["heartbeat"],
+        "resources": json.loads(row["resources"]) if row.get("resources") else None,
         "folder": str(folder),
         "checkpoint": str(best) if best.is_file() else None,
         "log": str(folder / "log.txt"),

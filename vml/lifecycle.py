@@ -11,8 +11,11 @@ that now belongs to another process (a different start time) counts as gone.
 from __future__ import annotations
 
 import _thread
+import json
+import os
 import signal
 import socket
+import sys
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -95,10 +98,55 @@ def reap(store: RunStore, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+class ResourceMeter:
+    """What a process and its children (data loader workers) use: CPU as percent of
+    one core since the last reading, resident memory, and, once the process has used
+    CUDA, the GPU's memory and utilisation."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self._meters: dict[int, psutil.Process] = {}
+
+    def read(self) -> dict[str, Any]:
+        cpu = rss = 0.0
+        try:
+            processes = [self.process, *self.process.children(recursive=True)]
+        except psutil.Error:
+            return {}
+        for process in processes:
+            # A Process object measures CPU since its previous call: keep one per pid.
+            meter = self._meters.setdefault(process.pid, process)
+            try:
+                cpu += meter.cpu_percent(None)
+                rss += meter.memory_info().rss
+            except psutil.Error:
+                self._meters.pop(process.pid, None)
+        usage: dict[str, Any] = {"cpu_percent": round(cpu, 1), "rss_mb": round(rss / 2**20, 1)}
+        return usage | _gpu_usage()
+
+
+def _gpu_usage() -> dict[str, Any]:
+    torch = sys.modules.get("torch")  # never import it here: only report what the run uses
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return {}
+    device = torch.cuda.current_device()
+    usage = {
+        "gpu": torch.cuda.get_device_name(device),
+        "gpu_memory_mb": round(torch.cuda.memory_reserved(device) / 2**20, 1),
+        "gpu_total_mb": round(torch.cuda.get_device_properties(device).total_memory / 2**20, 1),
+    }
+    try:
+        usage["gpu_percent"] = torch.cuda.utilization(device)
+    except Exception:  # needs the NVML bindings (pynvml), which are optional
+        pass
+    return usage
+
+
 class Heartbeat:
     """A thread that keeps a run's heartbeat fresh, through data preparation and
     training alike, and turns a cancel request in the store into SIGINT for this
-    process's main thread (which stops the loop at the next batch boundary)."""
+    process's main thread (which stops the loop at the next batch boundary). Each
+    beat also records what the process uses (``ResourceMeter``)."""
 
     def __init__(self, db_path: Path, run_id: int, interval: float = HEARTBEAT_SECONDS) -> None:
         self.db_path = db_path
@@ -117,9 +165,10 @@ class Heartbeat:
         self._thread.join()
 
     def _beat(self) -> None:
+        meter = ResourceMeter(os.getpid())
         with RunStore(self.db_path) as store:
             while not self._stop.wait(self.interval):
-                store.update_run(self.run_id, heartbeat=utcnow())
+                store.update_run(self.run_id, heartbeat=utcnow(), resources=json.dumps(meter.read()))
                 if not self._cancel_sent and store.cancel_requested(self.run_id):
                     self._cancel_sent = True
                     _thread.interrupt_main(signal.SIGINT)

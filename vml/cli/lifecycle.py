@@ -8,7 +8,7 @@ import typer
 
 from vml import api
 from vml.cli import render
-from vml.cli.list_runs import local_time
+from vml.columns import local_time
 from vml.errors import ExitCode, UsageError
 
 RUNS = typer.Argument(..., help="Runs: names, @name, unique prefixes, or @last.")

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from typing import Any
 
 import typer
 
 from vml import api
 from vml.cli import render
+from vml.columns import cell
 from vml.errors import UsageError
 from vml.params import normalize_key
 
 LIST_FORMATS = (*render.FORMATS, "md")
 PAGE_SIZE = 50
-METRIC_COLUMNS = ("test_acc", "test_loss", "best_metric")
 
 
 def list_runs(
@@ -70,7 +69,7 @@ def list_runs(
         print("no runs match" if status or where else "no runs yet (start one with: ml train)")
         return
     hidden = total - len(runs)
-    rows = ([_cell(r, c) for c in chosen] for r in runs)
+    rows = ([cell(r, c) for c in chosen] for r in runs)
     if fmt == "md":
         render.print_markdown_table(chosen, rows)
     else:
@@ -102,25 +101,5 @@ def changed_hyperparameters(runs: list[dict[str, Any]]) -> list[str]:
     return [k for k in keys if len({repr(run["hyperparameters"].get(k)) for run in runs}) > 1]
 
 
-def local_time(stamp: str) -> str:
-    """A stored UTC timestamp in this machine's time zone, to the minute."""
-    return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
-
-
 def _raw(value: Any) -> Any:
     return "" if value is None else value
-
-
-def _cell(run: dict[str, Any], column: str) -> str:
-    value = api.run_value(run, column)
-    if value is None:
-        return "-"
-    if column in ("training_start", "training_end"):
-        return local_time(value)
-    if column == "epoch":
-        return f"{value}/{run['epochs']}"
-    if column == "batch":
-        return f"{value}/{run['batches'] or '-'}"
-    if isinstance(value, float):
-        return f"{value:.4f}" if column in METRIC_COLUMNS else f"{value:g}"
-    return str(value)

@@ -65,6 +65,13 @@ def m002_process_identity_and_cancel(db: Database) -> None:
     db["runs"].create_index(["started_at"])
 
 
+@migrations()
+def m003_resources(db: Database) -> None:
+    # What the run's process uses (CPU, memory, GPU), written by its heartbeat, so
+    # any reader (the dashboard, another host) can show it.
+    db["runs"].add_column("resources", str)
+
+
 def migrate(connection) -> int:
     """Apply the pending migrations on ``connection``; the schema version reached."""
     db = Database(connection)

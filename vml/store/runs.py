@@ -180,6 +180,17 @@ class RunStore:
         row = self.conn.execute("select * from runs where id = ?", [run_id]).fetchone()
         return _decode(row) if row else None
 
+    def runs_by_id(self, run_ids: list[int]) -> list[dict[str, Any]]:
+        """The runs with these ids (in no particular order), hyperparameters decoded."""
+        rows = []
+        for start in range(0, len(run_ids), 500):  # SQLite caps the parameters of one statement
+            chunk = run_ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows += [
+                _decode(r) for r in self.conn.execute(f"select * from runs where id in ({marks})", chunk)
+            ]
+        return rows
+
     def run_by_name(self, name: str) -> dict[str, Any] | None:
         row = self.conn.execute("select * from runs where name = ?", [name]).fetchone()
         return _decode(row) if row else None

@@ -1,306 +1,162 @@
 """``ml dashboard``: a full-screen view of a project's runs, refreshed live.
 
-The app only renders: runs are read through ``vml.api`` in a thread worker every
-second, and actions (cancel) call the API in a worker too, so the screen never waits
-on the store or a process.
+The app only renders and asks ``vml.api``: runs are read in a thread worker every
+second (only what changed, see ``vml.live``), the table's cells are worked out there
+too, and actions (start, cancel, delete) run in workers, so the screen never waits on
+the store or a process. Runs started here are detached workers: quitting leaves them
+running.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import threading
+from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, VerticalScroll
-from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label, RichLog, Static
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static
 
 from vml import api
+from vml.columns import cell, duration, eta_seconds
 from vml.errors import VmlError
+from vml.live import LiveRuns, MetricHistories
 from vml.run import percent_done
+from vml.tui.compare import CompareScreen
+from vml.tui.dialogs import ConfirmCancel, ConfirmDelete
+from vml.tui.new_run import NewRunScreen
+from vml.tui.run_screen import RunScreen
+from vml.tui.table import RunTable, column_widths
 
 REFRESH_SECONDS = 1.0
+FIRST_ROWS = 200  # more than a screen holds
 BAR_WIDTH = 10
-COLUMNS = (
-    ("instance", "instance"),
-    ("model", "model"),
-    ("status", "status"),
-    ("progress", "progress"),
-    ("epoch", "epoch"),
-    ("batch", "batch"),
-    ("test_acc", "test_acc"),
-    ("test_loss", "test_loss"),
-    ("training_start", "training start"),
-)
+LIVE_COLUMNS = ("progress", "eta")  # shown after status, not ml list columns
+LABELS = {"eta": "ETA", "training_start": "training start", "training_end": "training end"}
+
+
+def dashboard_columns(list_columns: Iterable[str]) -> list[str]:
+    """``ml list``'s columns with progress and ETA after the status."""
+    columns = [c for c in list_columns if c not in LIVE_COLUMNS]
+    at = columns.index("status") + 1 if "status" in columns else len(columns)
+    return [*columns[:at], *LIVE_COLUMNS, *columns[at:]]
 
 
 def progress_cell(run: dict[str, Any]) -> str:
-    """A text bar and percentage for a run's progress: ``█████░░░░░  50%``."""
+    """A text bar and percentage for a run's progress: ``█████░░░░░  50.0%``."""
     percent = percent_done(run["status"], run["epoch"], run["epochs"], run["batch"], run["batches"])
     filled = round(BAR_WIDTH * percent / 100)
     return f"{'█' * filled}{'░' * (BAR_WIDTH - filled)} {percent:5.1f}%"
 
 
-def cells(run: dict[str, Any], marked: bool = False) -> list[str]:
-    """The table row of a run, in ``COLUMNS`` order (a marked run's name with a dot)."""
+def row_cells(run: dict[str, Any], columns: list[str], marked: bool = False) -> list[str]:
+    """A run's row in the dashboard (a marked run's name with a dot)."""
+    cells = []
+    for column in columns:
+        if column == "progress":
+            cells.append(progress_cell(run))
+        elif column == "eta":
+            eta = eta_seconds(run)
+            cells.append("-" if eta is None else duration(eta))
+        elif column == "instance" and marked:
+            cells.append(f"● {run['instance']}")
+        else:
+            cells.append(cell(run, column))
+    return cells
 
-    def number(value: float | None) -> str:
-        return "-" if value is None else f"{value:.4f}"
 
-    start = run["training_start"]
+def sort_value(run: dict[str, Any], column: str) -> Any:
+    if column == "progress":
+        return percent_done(run["status"], run["epoch"], run["epochs"], run["batch"], run["batches"])
+    if column == "eta":
+        return eta_seconds(run)
+    return api.run_value(run, column)
+
+
+def sorted_runs(runs: list[dict[str, Any]], column: str, descending: bool) -> list[dict[str, Any]]:
+    """``runs`` by ``column`` (numbers before text), runs without a value last."""
+    present = [(sort_value(r, column), r) for r in runs]
+    missing = [r for value, r in present if value is None]
+    present = [(value, r) for value, r in present if value is not None]
+    present.sort(key=lambda pair: (isinstance(pair[0], str), pair[0]), reverse=descending)
+    return [r for _, r in present] + missing
+
+
+def text_filter(runs: list[dict[str, Any]], needle: str) -> list[dict[str, Any]]:
+    needle = needle.lower()
     return [
-        f"● {run['instance']}" if marked else run["instance"],
-        run["model"],
-        run["status"],
-        progress_cell(run),
-        f"{run['epoch'] or 0}/{run['epochs'] or '-'}",
-        f"{run['batch'] or 0}/{run['batches'] or '-'}",
-        number(run["test_acc"]),
-        number(run["test_loss"]),
-        datetime.fromisoformat(start).astimezone().strftime("%Y-%m-%d %H:%M") if start else "-",
+        r
+        for r in runs
+        if needle in r["instance"].lower() or needle in r["status"] or needle in r["model"].lower()
     ]
 
 
-class ConfirmDelete(ModalScreen[bool]):
-    """Deleting cannot be undone: the user types the run's name; ``escape`` aborts."""
-
-    BINDINGS = [Binding("escape", "abort", "Keep it")]
-    DEFAULT_CSS = """
-    ConfirmDelete { align: center middle; }
-    ConfirmDelete > Grid { width: 70; height: 7; border: thick $error; background: $surface; padding: 0 1; }
-    """
-
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.run_name = name
-
-    def compose(self) -> ComposeResult:
-        with Grid():
-            yield Label(f"Delete {self.run_name} and its folder? Type its name and press enter.")
-            yield Input(placeholder=self.run_name, id="typed")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()  # not the dashboard's filter
-        self.dismiss(event.value.strip() == self.run_name)
-
-    def action_abort(self) -> None:
-        self.dismiss(False)
+def is_condition(text: str) -> bool:
+    """Whether a filter is a ``--where`` condition rather than text to look for."""
+    return any(op in text for op in "<>=") or " -" in text
 
 
-class ConfirmCancel(ModalScreen[bool]):
-    """``y`` confirms, ``n`` or ``escape`` aborts."""
+class RunsScreen(Screen):
+    """The runs in a live table: the dashboard's first screen."""
 
     BINDINGS = [
-        Binding("y", "answer(True)", "Yes"),
-        Binding("n", "answer(False)", "No"),
-        Binding("escape", "answer(False)", "No"),
-    ]
-    DEFAULT_CSS = """
-    ConfirmCancel { align: center middle; }
-    ConfirmCancel > Grid { width: 60; height: 5; border: thick $warning; background: $surface; padding: 0 1; }
-    """
-
-    def __init__(self, names: list[str]) -> None:
-        super().__init__()
-        self.names = names
-
-    def compose(self) -> ComposeResult:
-        with Grid():
-            yield Label(f"Cancel {', '.join(self.names)}? (y/n)")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
-
-
-EPOCH_KEYS = ("loss", "acc", "val_loss", "val_acc")
-FACT_KEYS = (
-    "instance",
-    "status",
-    "model",
-    "epoch",
-    "epochs",
-    "best_epoch",
-    "best_metric",
-    "monitor",
-    "test_acc",
-    "test_loss",
-    "checkpoint",
-    "training_start",
-    "training_end",
-    "pid",
-    "host",
-    "error",
-)
-LOG_TAIL_LINES = 200
-
-
-class RunScreen(Screen):
-    """One run: its record and hyperparameters, per-epoch metrics, and its log's tail,
-    refreshed every second while it is open."""
-
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("q", "app.pop_screen", "Back", show=False),
-    ]
-    DEFAULT_CSS = """
-    RunScreen #facts { width: 48; }
-    RunScreen #right { width: 1fr; }
-    RunScreen #epochs { height: 1fr; }
-    RunScreen #log { height: 1fr; border-top: solid $primary; }
-    """
-
-    def __init__(self, project: api.Project, name: str) -> None:
-        super().__init__()
-        self.project = project
-        self.run_name = name
-        self._log_lines = 0
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Horizontal():
-            with VerticalScroll(id="facts"):
-                yield Static("", id="record")
-            with VerticalScroll(id="right"):
-                table: DataTable = DataTable(id="epochs", cursor_type="none")
-                table.add_column("epoch", key="epoch")
-                for key in EPOCH_KEYS:
-                    table.add_column(key, key=key)
-                yield table
-                yield RichLog(id="log", max_lines=LOG_TAIL_LINES, wrap=False)
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.sub_title = self.run_name
-        self._load()
-        self.set_interval(REFRESH_SECONDS, self._load)
-
-    @work(thread=True, exclusive=True, group="run")
-    def _load(self) -> None:
-        run = self.project.run(f"@{self.run_name}")
-        info, points, log = run.info(), run.metrics(), run.logs()
-        self.app.call_from_thread(self._show, info, points, log)
-
-    def _show(self, info: dict[str, Any], points: list[dict[str, Any]], log: str) -> None:
-        facts = [f"{key}: {'-' if info[key] is None else info[key]}" for key in FACT_KEYS]
-        facts += ["", "hyperparameters:"]
-        facts += [f"  {key}: {value}" for key, value in sorted(info["hyperparameters"].items())]
-        self.query_one("#record", Static).update("\n".join(facts))
-        epochs: dict[int, dict[str, float]] = {}
-        for point in points:
-            if point["key"] in EPOCH_KEYS:
-                epochs.setdefault(point["epoch"], {})[point["key"]] = point["value"]
-        table = self.query_one("#epochs", DataTable)
-        for epoch in sorted(epochs)[table.row_count :]:
-            values = epochs[epoch]
-            table.add_row(str(epoch), *(f"{values[k]:.4f}" if k in values else "-" for k in EPOCH_KEYS))
-        lines = log.splitlines()
-        widget = self.query_one("#log", RichLog)
-        for line in lines[self._log_lines :]:
-            widget.write(line)
-        self._log_lines = len(lines)
-
-
-COMPARED_RESULTS = ("status", "epoch", "best_epoch", "best_metric", "test_acc", "test_loss")
-
-
-def compare_rows(runs: list[dict[str, Any]]) -> list[tuple[str, list[str], bool]]:
-    """``(field, values per run, differs)`` for the results and every hyperparameter
-    of ``runs``; hyperparameters that differ come first."""
-
-    def text(value: Any, digits: str = "g") -> str:
-        return "-" if value is None else format(value, digits) if isinstance(value, float) else str(value)
-
-    rows = []
-    for key in COMPARED_RESULTS:
-        values = [text(run[key], ".4f") for run in runs]
-        rows.append((key, values, len(set(values)) > 1))
-    params = sorted({key for run in runs for key in run["hyperparameters"]})
-    hyper = []
-    for key in params:
-        values = [text(run["hyperparameters"].get(key)) for run in runs]
-        hyper.append((key, values, len(set(values)) > 1))
-    hyper.sort(key=lambda row: not row[2])  # stable: differing first, each group by name
-    return rows + hyper
-
-
-class CompareScreen(Screen):
-    """Marked runs side by side: results, then hyperparameters (differing ones first,
-    marked with *)."""
-
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("q", "app.pop_screen", "Back", show=False),
-    ]
-
-    def __init__(self, runs: list[dict[str, Any]]) -> None:
-        super().__init__()
-        self.runs = runs
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        table: DataTable = DataTable(id="compare", cursor_type="row", zebra_stripes=True)
-        table.add_column("", key="differs")
-        table.add_column("field", key="field")
-        for run in self.runs:
-            table.add_column(run["instance"], key=run["instance"])
-        for field, values, differs in compare_rows(self.runs):
-            table.add_row("*" if differs else "", field, *values, key=field)
-        yield table
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.sub_title = "compare " + ", ".join(run["instance"] for run in self.runs)
-
-
-class Dashboard(App):
-    """The runs of one project in a live table."""
-
-    TITLE = "vml dashboard"
-    BINDINGS = [
-        Binding("q", "quit", "Quit"),
+        Binding("enter", "open_run", "Open"),
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("enter", "open_run", "Open run"),
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
-        Binding("s", "sort", "Sort"),
-        Binding("x", "cancel_runs", "Cancel run"),
+        Binding("n", "new_run", "New run"),
+        Binding("x", "cancel_runs", "Cancel"),
         Binding("d", "delete_run", "Delete"),
-        Binding("question_mark", "show_help_panel", "Keys"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse", "Reverse", show=False),
         Binding("p", "pause", "Pause"),
-        Binding("r", "refresh", "Refresh"),
+        Binding("r", "refresh", "Refresh", show=False),
     ]
     DEFAULT_CSS = """
     #filter { dock: bottom; display: none; }
     #filter.shown { display: block; }
-    #empty { padding: 1 2; }
+    #empty { padding: 1 2; height: auto; }
     """
 
-    def __init__(self, project: api.Project) -> None:
+    def __init__(self, project: api.Project, histories: MetricHistories) -> None:
         super().__init__()
         self.project = project
+        self.histories = histories
+        self.live = LiveRuns(project)
+        self.columns = dashboard_columns(project.list_columns())
+        self.labels = [LABELS.get(c, c) for c in self.columns]
         self.paused = False
         self.where: str | None = None
         self.sort_index = -1  # newest first until a column is picked
+        self.descending = False
         self.runs: list[dict[str, Any]] = []
         self.marked: set[str] = set()
+        self._cells: dict[str, tuple[dict[str, Any], bool, list[str]]] = {}
+        self._reading = threading.Lock()  # one refresh at a time, however slow the disk
+        self._measured: tuple[list[str], list[int]] = ([], [])  # the keys shown, their column widths
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="empty")
-        table: DataTable = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        yield table
+        yield RunTable(self.labels, status_column=self._status_column(), id="runs")
         yield Input(
             placeholder="filter: text, a status, or test_acc>0.9 (enter applies, escape clears)", id="filter"
         )
         yield Footer()
 
+    def _status_column(self) -> int | None:
+        return self.columns.index("status") if "status" in self.columns else None
+
+    @property
+    def table(self) -> RunTable:
+        return self.query_one("#runs", RunTable)
+
     def on_mount(self) -> None:
-        self.sub_title = str(self.project.root)
+        self._title()
         self.action_refresh()
         self.set_interval(REFRESH_SECONDS, self._tick)
 
@@ -309,111 +165,131 @@ class Dashboard(App):
             self.action_refresh()
 
     def action_refresh(self) -> None:
-        self._load(self.where)
+        self._load()
 
     @work(thread=True, exclusive=True, group="load")
-    def _load(self, where: str | None) -> None:
-        try:
-            runs, problem = self._read(where), None
-        except VmlError as exc:
-            runs, problem = None, exc.message
-        self.call_from_thread(self._show, runs, problem)
-
-    def _read(self, where: str | None) -> list[dict[str, Any]]:
-        runs = self.project.list_runs()
-        if not where:
-            return runs
-        if any(op in where for op in "<>=") or " -" in where:
-            return self.project.list_runs(where=where)
-        needle = where.lower()
-        return [
-            r
-            for r in runs
-            if needle in r["instance"].lower() or needle in r["status"] or needle in r["model"]
-        ]
-
-    def _show(self, runs: list[dict[str, Any]] | None, problem: str | None) -> None:
-        if problem is not None:
-            self.notify(problem, severity="error")
-            return
-        assert runs is not None
-        if 0 <= self.sort_index < len(COLUMNS):
-            key = COLUMNS[self.sort_index][0]
-            runs = sorted(
-                runs, key=lambda r: (api.run_value(r, key) is None, str(api.run_value(r, key) or ""))
+    def _load(self) -> None:
+        with self._reading:
+            try:
+                if not self.live.runs and not self.where and self.sort_index < 0:
+                    # Reading 10,000 runs takes a while: the newest screenful comes first.
+                    newest = self.project.list_runs(limit=FIRST_ROWS)
+                    rows = [self._row(run)[0] for run in newest]
+                    self.app.call_from_thread(self._show, newest, rows, column_widths(self.labels, rows))
+                self.live.refresh()
+                runs = self._select(self.live.runs)
+            except VmlError as exc:
+                self.app.call_from_thread(self.notify, exc.message, severity="error")
+                return
+            rows, changed = [], []
+            for run in runs:
+                cells, fresh = self._row(run)
+                rows.append(cells)
+                if fresh:
+                    changed.append(cells)
+            keys = [run["instance"] for run in runs]
+            # Measuring 10,000 rows each second would be most of a refresh: while the
+            # same rows are shown, only changed ones can widen a column.
+            same = keys == self._measured[0]
+            widths = (
+                column_widths(self.labels, changed, self._measured[1])
+                if same
+                else column_widths(self.labels, rows)
             )
+            self._measured = (keys, widths)
+        self.app.call_from_thread(self._show, runs, rows, widths)
+
+    def _select(self, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self.where:
+            runs = (
+                self.project.matching(runs, self.where)
+                if is_condition(self.where)
+                else text_filter(runs, self.where)
+            )
+        if self.sort_index >= 0:
+            runs = sorted_runs(runs, self.columns[self.sort_index], self.descending)
+        return runs
+
+    def _row(self, run: dict[str, Any]) -> tuple[list[str], bool]:
+        """A run's cells, and whether they were worked out anew. They are kept while
+        the run's dict is the same (LiveRuns makes a new one when it changes); a
+        running run's ETA moves with the clock."""
+        marked = run["instance"] in self.marked
+        cached = self._cells.get(run["instance"])
+        if cached and cached[0] is run and cached[1] == marked and run["status"] != "running":
+            return cached[2], False
+        cells = row_cells(run, self.columns, marked)
+        self._cells[run["instance"]] = (run, marked, cells)
+        return cells, True
+
+    def _show(self, runs: list[dict[str, Any]], rows: list[list[str]], widths: list[int]) -> None:
         self.runs = runs
-        table = self.query_one("#runs", DataTable)
-        wanted = [r["instance"] for r in runs]
-        present = [str(key.value) for key in table.rows]
-        if present != wanted:
-            # Rebuilt only when the set or order of runs changed; the cursor stays on its run.
-            selected = present[table.cursor_row] if present and 0 <= table.cursor_row < len(present) else None
-            table.clear()
-            for run in runs:
-                table.add_row(*cells(run, run["instance"] in self.marked), key=run["instance"])
-            if selected in wanted:
-                table.move_cursor(row=wanted.index(selected))
-        else:
-            for run in runs:
-                for (key, _), value in zip(COLUMNS, cells(run, run["instance"] in self.marked), strict=True):
-                    if table.get_cell(run["instance"], key) != value:
-                        table.update_cell(run["instance"], key, value)
+        self.table.set_rows([r["instance"] for r in runs], rows, widths)
+        self.marked &= {r["instance"] for r in self.live.runs}
+        self._title()
         empty = self.query_one("#empty", Static)
-        if runs:
-            empty.update("")
-            empty.display = False
-        else:
-            empty.display = True
+        empty.display = not runs
+        if not runs:
             empty.update(
-                "No runs match the filter."
+                "No runs match the filter (escape clears it)."
                 if self.where
-                else "No runs yet. Start one with: ml train --detach"
+                else "No runs yet. Press n to start one, or run: ml train --detach"
             )
+
+    def _title(self) -> None:
+        running = sum(1 for r in self.live.runs if r["status"] == "running")
+        queued = sum(1 for r in self.live.runs if r["status"] == "queued")
+        parts = [self.project.root.name, f"{len(self.live.runs)} runs", f"{running} running"]
+        if queued:
+            parts.append(f"{queued} queued")
+        if self.where:
+            parts.append(f"filter: {self.where}")
+        if self.paused:
+            parts.append("paused")
+        self.sub_title = " · ".join(parts)
 
     def selected_run(self) -> dict[str, Any] | None:
-        table = self.query_one("#runs", DataTable)
-        if not self.runs or table.cursor_row is None or table.cursor_row >= len(self.runs):
-            return None
-        return self.runs[table.cursor_row]
+        key = self.table.cursor_key
+        return next((r for r in self.runs if r["instance"] == key), None) if key else None
 
     def action_mark(self) -> None:
         run = self.selected_run()
         if run is None:
             return
-        name = run["instance"]
-        self.marked.symmetric_difference_update({name})
-        table = self.query_one("#runs", DataTable)
-        table.update_cell(name, "instance", cells(run, name in self.marked)[0])
-        table.action_cursor_down()
+        self.marked.symmetric_difference_update({run["instance"]})
+        self.table.update_row(
+            self.table.cursor_row, row_cells(run, self.columns, run["instance"] in self.marked)
+        )
+        self.table.action_move(1)
 
     def action_compare(self) -> None:
         runs = [run for run in self.runs if run["instance"] in self.marked] or self.runs[:2]
         if len(runs) < 2:
             self.notify("mark two or more runs with space to compare them", severity="warning")
             return
-        self.push_screen(CompareScreen(runs))
+        self.app.push_screen(CompareScreen(runs, self.histories))
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.data_table.id == "runs":
-            self.action_open_run()
+    def on_run_table_selected(self, event: RunTable.Selected) -> None:
+        self.action_open_run()
 
     def action_open_run(self) -> None:
         run = self.selected_run()
         if run is not None:
-            self.push_screen(RunScreen(self.project, run["instance"]))
+            self.app.push_screen(RunScreen(self.project, run["instance"], self.histories))
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.add_class("shown")
-        box.focus()
+        # At once, not on the next message (what focus() does): keys typed right after
+        # the slash, already queued, must reach the box.
+        self.set_focus(box)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "filter":
             return
         self.where = event.value.strip() or None
         event.input.remove_class("shown")
-        self.query_one("#runs", DataTable).focus()
+        self.set_focus(self.table)
         self.action_refresh()
 
     def action_clear_filter(self) -> None:
@@ -421,31 +297,54 @@ class Dashboard(App):
         box.value = ""
         box.remove_class("shown")
         self.where = None
-        self.query_one("#runs", DataTable).focus()
+        self.set_focus(self.table)
         self.action_refresh()
 
     def action_sort(self) -> None:
-        self.sort_index = (self.sort_index + 2) % (len(COLUMNS) + 1) - 1
-        label = COLUMNS[self.sort_index][1] if self.sort_index >= 0 else "newest first"
-        self.notify(f"sorted by {label}")
+        self.sort_index = (self.sort_index + 2) % (len(self.columns) + 1) - 1
+        self.descending = False
+        self._announce_sort()
+
+    def action_reverse(self) -> None:
+        self.descending = not self.descending
+        self._announce_sort()
+
+    def _announce_sort(self) -> None:
+        # The sorted column's header carries an arrow; the rows follow on the next read.
+        self.labels = [LABELS.get(c, c) for c in self.columns]
+        if self.sort_index >= 0:
+            self.labels[self.sort_index] += " ▼" if self.descending else " ▲"
+        self.table.labels = self.labels
+        self.table.refresh()
         self.action_refresh()
 
     def action_pause(self) -> None:
         self.paused = not self.paused
-        self.sub_title = f"{self.project.root}{' (paused)' if self.paused else ''}"
+        self._title()
+
+    def action_new_run(self) -> None:
+        try:
+            form = NewRunScreen(self.project)
+        except VmlError as exc:  # vergeml.yaml broke meanwhile
+            self.notify(exc.message, severity="error")
+            return
+
+        def started(name: str | None) -> None:
+            if name:
+                self.notify(f"started {name}")
+                self.action_refresh()
+
+        self.app.push_screen(form, started)
 
     def action_cancel_runs(self) -> None:
+        live = [r for r in self.runs if r["status"] in api.ACTIVE_STATES]
+        marked = [r["instance"] for r in live if r["instance"] in self.marked]
         run = self.selected_run()
-        if run is None or run["status"] not in api.ACTIVE_STATES:
-            self.notify("select a queued or running run to cancel", severity="warning")
+        names = marked or ([run["instance"]] if run and run["status"] in api.ACTIVE_STATES else [])
+        if not names:
+            self.notify("select (or mark) a queued or running run to cancel", severity="warning")
             return
-        name = run["instance"]
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._cancel(name)
-
-        self.push_screen(ConfirmCancel([name]), answered)
+        self.app.cancel_runs(names)
 
     def action_delete_run(self) -> None:
         run = self.selected_run()
@@ -462,17 +361,67 @@ class Dashboard(App):
             else:
                 self.notify(f"kept {name}")
 
-        self.push_screen(ConfirmDelete(name), answered)
+        self.app.push_screen(ConfirmDelete(name), answered)
 
     @work(thread=True)
     def _delete(self, name: str) -> None:
-        self.project.delete(f"@{name}")
-        self.marked.discard(name)
-        self.call_from_thread(self.notify, f"deleted {name}")
-        self.call_from_thread(self.action_refresh)
+        try:
+            self.project.delete(f"@{name}")
+        except VmlError as exc:
+            self.app.call_from_thread(self.notify, exc.message, severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"deleted {name}")
+        self.app.call_from_thread(self.action_refresh)
+
+
+class Dashboard(App):
+    """The runs of one project: watch, compare, start, cancel and delete them."""
+
+    TITLE = "vml dashboard"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "show_help_panel", "Keys"),
+    ]
+
+    def __init__(self, project: api.Project) -> None:
+        super().__init__()
+        self.project = project
+        self.histories = MetricHistories(project)
+
+    def get_default_screen(self) -> Screen:
+        return RunsScreen(self.project, self.histories)
+
+    def action_show_help_panel(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            super().action_show_help_panel()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette (ctrl+p) offers what the screen's keys do."""
+        yield from super().get_system_commands(screen)
+        for binding in screen.BINDINGS:
+            if isinstance(binding, Binding) and binding.description and not binding.action.startswith("app."):
+                key = binding.key.split(",")[0]
+                yield SystemCommand(
+                    binding.description, f"key: {key}", partial(screen.run_action, binding.action)
+                )
+
+    def cancel_runs(self, names: list[str]) -> None:
+        """Ask, then cancel the runs ``names``; their rows turn ``cancelled`` live."""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                for name in names:
+                    self._cancel(name)
+
+        self.push_screen(ConfirmCancel(names), answered)
 
     @work(thread=True)
     def _cancel(self, name: str) -> None:
-        status = self.project.run(f"@{name}").cancel()
+        try:
+            status = self.project.run(f"@{name}").cancel()
+        except VmlError as exc:
+            self.call_from_thread(self.notify, exc.message, severity="error")
+            return
         self.call_from_thread(self.notify, f"{name}: {status}")
-        self.call_from_thread(self.action_refresh)

@@ -1,0 +1,146 @@
+"""Screenshots of the dashboard's screens with fixed runs, compared with the accepted
+SVGs in ``tests/__snapshots__`` (pytest-textual-snapshot). After a deliberate change to
+what a screen shows, look at the new screenshots and accept them with
+``pytest tests/test_dashboard_snapshots.py --snapshot-update``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from vml import api
+from vml.store import RunStore
+from vml.tui.app import Dashboard
+
+DEADLINE = 60.0
+RUNS = (
+    # name, learning rate, status, test accuracy, how the run's curves fall
+    ("brave-otter", 0.01, "finished", 0.9722, 0.5),
+    ("calm-heron", 0.001, "finished", 0.9500, 0.8),
+    ("dusty-lynx", 0.1, "failed", None, 1.0),
+)
+EPOCHS = 5
+STEPS = 23
+
+
+@pytest.fixture
+def fixed_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A project with three runs recorded at fixed times, with fixed metrics and logs,
+    shown in UTC."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    project = api.Project(api.create_project(tmp_path / "digits"))
+    base = project.resolve()
+    with RunStore(project.db_path) as store:
+        for index, (name, rate, status, test_acc, fall) in enumerate(RUNS):
+            started = f"2026-11-20T09:{10 * index:02d}:00.000+00:00"
+            epochs = 2 if status == "failed" else EPOCHS
+            run_id = store.create_run(
+                name,
+                "mlp",
+                base | {"learning_rate": rate, "epochs": EPOCHS},
+                status=status,
+                created_at=started,
+                started_at=started,
+                heartbeat=started,
+                ended_at=f"2026-11-20T09:{10 * index + 4:02d}:30.000+00:00",
+                epoch=epochs,
+                epochs=EPOCHS,
+                step=STEPS,
+                steps=STEPS,
+                monitor="val_acc",
+                best_epoch=epochs,
+                best_metric=0.9 + 0.01 * epochs * (1 - fall / 2),
+                test_acc=test_acc,
+                test_loss=None if test_acc is None else round(1 - test_acc, 4),
+                error="loss became NaN at epoch 3 (lower the learning rate)" if status == "failed" else None,
+            )
+            points = []
+            for epoch in range(1, epochs + 1):
+                loss = 2.0 * fall / epoch
+                for key, value in (
+                    ("loss", loss),
+                    ("acc", 1 - loss / 3),
+                    ("val_loss", loss * 1.2),
+                    ("val_acc", 0.95 - loss / 4),
+                ):
+                    points.append((run_id, key, epoch, epoch * STEPS, round(value, 4), started))
+                for step in range(1, STEPS + 1):
+                    at = (epoch - 1) * STEPS + step
+                    points.append(
+                        (run_id, "step_loss", epoch, at, round(loss * (1.2 - step / STEPS / 2), 4), started)
+                    )
+                    points.append((run_id, "lr", epoch, at, rate, started))
+            store.add_metric_points(points)
+            folder = project.trainings_dir / name
+            folder.mkdir()
+            lines = [
+                f"Epoch:[{e:3d}/{EPOCHS:3d}], val_acc {0.95 - fall / 2 / e:.4f}" for e in range(1, epochs + 1)
+            ]
+            (folder / "log.txt").write_text("\n".join(lines) + "\n")
+    yield project.root
+    monkeypatch.undo()
+    time.tzset()
+
+
+def waits_for(condition: Callable[[Dashboard], bool], *keys: str):
+    """A ``run_before`` that waits for the runs, presses ``keys``, then waits for
+    ``condition``."""
+
+    async def run_before(pilot) -> None:
+        app = pilot.app
+        end = time.monotonic() + DEADLINE
+        while app.screen.query_one("#runs").row_count < len(RUNS):
+            assert time.monotonic() < end, "timed out waiting for the runs"
+            await pilot.pause()
+        await pilot.press(*keys)
+        while not condition(app):
+            assert time.monotonic() < end, "timed out waiting for the screen"
+            await pilot.pause()
+
+    return run_before
+
+
+def test_the_runs_screen_at_80x24(fixed_project: Path, snap_compare) -> None:
+    app = Dashboard(api.Project(fixed_project))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=waits_for(lambda app: True))
+
+
+def test_the_runs_screen_filtered_and_sorted(fixed_project: Path, snap_compare) -> None:
+    app = Dashboard(api.Project(fixed_project))
+
+    def filtered(app: Dashboard) -> bool:
+        return app.screen.query_one("#runs").row_count == 2
+
+    keys = ("slash", *"test_acc>0.9", "enter", *["s"] * 9, "S")  # test_acc, descending
+    assert snap_compare(app, terminal_size=(120, 24), run_before=waits_for(filtered, *keys))
+
+
+def test_the_run_screen(fixed_project: Path, snap_compare) -> None:
+    from vml.tui.charts import Chart
+    from vml.tui.run_screen import RunScreen
+
+    def charted(app: Dashboard) -> bool:
+        return (
+            isinstance(app.screen, RunScreen)
+            and len(app.screen.query(Chart)) == 4
+            and app.screen.info is not None
+        )
+
+    app = Dashboard(api.Project(fixed_project))
+    assert snap_compare(app, terminal_size=(120, 40), run_before=waits_for(charted, "enter"))
+
+
+def test_the_compare_screen(fixed_project: Path, snap_compare) -> None:
+    from vml.tui.charts import Chart
+    from vml.tui.compare import CompareScreen
+
+    def compared(app: Dashboard) -> bool:
+        return isinstance(app.screen, CompareScreen) and len(app.screen.query(Chart)) == 4
+
+    app = Dashboard(api.Project(fixed_project))
+    keys = ("space", "down", "down", "space", "c")  # dusty-lynx and brave-otter
+    assert snap_compare(app, terminal_size=(120, 36), run_before=waits_for(compared, *keys))
