@@ -144,3 +144,23 @@ def test_the_compare_screen(fixed_project: Path, snap_compare) -> None:
     app = Dashboard(api.Project(fixed_project))
     keys = ("space", "down", "down", "space", "c")  # dusty-lynx and brave-otter
     assert snap_compare(app, terminal_size=(120, 36), run_before=waits_for(compared, *keys))
+
+
+def test_the_new_run_form(fixed_project: Path, snap_compare) -> None:
+    from vml.tui.new_run import NewRunScreen
+
+    def refused(app: Dashboard) -> bool:
+        return isinstance(app.screen, NewRunScreen) and "invalid value" in str(
+            app.screen.query_one("#epochs-problem").render()
+        )
+
+    async def type_a_bad_epoch_count(pilot) -> None:
+        await waits_for(lambda app: isinstance(app.screen, NewRunScreen), "n")(pilot)
+        pilot.app.screen.query_one("#hp-epochs").value = "0"
+        end = time.monotonic() + DEADLINE
+        while not refused(pilot.app):
+            assert time.monotonic() < end, "timed out waiting for the check"
+            await pilot.pause()
+
+    app = Dashboard(api.Project(fixed_project))
+    assert snap_compare(app, terminal_size=(100, 30), run_before=type_a_bad_epoch_count)

@@ -47,7 +47,7 @@ def table_row(page: str, flag: str) -> list[str]:
 
 def test_help_lists_topics(tmp_path: Path, ml) -> None:
     page = ok(ml("help", cwd=tmp_path))
-    for topic in ("glossary", "train", "config", "runs", "cache"):
+    for topic in ("glossary", "train", "config", "runs", "cache", "dashboard"):
         assert f"**{topic}**" in page, topic
 
 

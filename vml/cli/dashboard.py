@@ -6,7 +6,7 @@ from vml import api
 
 
 def dashboard() -> None:
-    """Watch, filter, sort and cancel the project's runs in a live full-screen table."""
+    """Watch, compare, start and cancel the project's runs in a live full-screen dashboard."""
     from vml.tui.app import Dashboard  # textual loads only for this command
 
     Dashboard(api.Project()).run()
