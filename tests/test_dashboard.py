@@ -315,12 +315,16 @@ def test_the_new_run_form_refuses_a_bad_value_and_starts_a_good_one(project: Pat
             await pilot.press("ctrl+s")
             await until(pilot, lambda: not isinstance(app.screen, NewRunScreen), "the form to close")
             await until(pilot, lambda: "from-the-form" in table_rows(app), "the new run in the table")
-            await until(
-                pilot, lambda: table_rows(app)["from-the-form"]["status"] == "finished", "the run to finish"
-            )
-            assert table_rows(app)["from-the-form"]["epoch"] == "2/2"
-        info = api.Project(project).run("from-the-form").info()
-        assert info["hyperparameters"]["learning_rate"] == 0.01 and info["status"] == "finished"
+
+            def progressed() -> bool:
+                row = table_rows(app)["from-the-form"]
+                return row["status"] == "finished" or not row["batch"].startswith("0/")
+
+            await until(pilot, progressed, "the new run to progress on screen")
+        # Quitting the dashboard leaves the run it started to finish.
+        run = api.Project(project).run("from-the-form")
+        info = run.wait(poll=0.2, timeout=DEADLINE)
+        assert info["hyperparameters"]["learning_rate"] == 0.01 and info["epoch"] == 2
 
     asyncio.run(scenario())
 
@@ -350,5 +354,25 @@ def test_the_command_palette_offers_the_screens_actions(project: Path) -> None:
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, CompareScreen), "compare from the palette")
             assert app.screen.sub_title == "compare pal-b, pal-a"
+
+    asyncio.run(scenario())
+
+
+def test_a_run_deleted_elsewhere_leaves_its_screen_and_the_table(project: Path) -> None:
+    train_here(project, "--epochs=1", name="short-lived")
+    train_here(project, "--epochs=1", name="stays")
+
+    async def scenario() -> None:
+        from vml.tui.run_screen import RunScreen
+
+        app = Dashboard(api.Project(project))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: len(table_rows(app)) == 2, "the runs")
+            await pilot.press("down", "enter")  # newest first: short-lived is second
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+            assert app.screen.run_name == "short-lived"
+            api.Project(project).delete("short-lived")  # as ml delete in another terminal
+            await until(pilot, lambda: not isinstance(app.screen, RunScreen), "the screen to close")
+            await until(pilot, lambda: list(table_rows(app)) == ["stays"], "the row to go")
 
     asyncio.run(scenario())

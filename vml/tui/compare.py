@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,6 +18,7 @@ from vml.tui.charts import Chart, epoch_series, per_step_keys
 
 COMPARED_RESULTS = ("status", "epoch", "best_epoch", "best_metric", "test_acc", "test_loss")
 FINAL_METRICS = ("loss", "acc", "val_loss", "val_acc")
+DIFFERS = "bold yellow"
 
 
 def compare_rows(
@@ -87,7 +89,12 @@ class CompareScreen(Screen):
         table = self.query_one("#compare", DataTable)
         table.clear()
         for field, values, differs in compare_rows(self.runs, finals):
-            table.add_row("*" if differs else "", field, *values, key=field)
+            if differs:
+                table.add_row(
+                    "*", Text(field, style=DIFFERS), *(Text(v, style=DIFFERS) for v in values), key=field
+                )
+            else:
+                table.add_row("", field, *values, key=field)
 
     @work(thread=True, exclusive=True, group="compare")
     def _load(self) -> None:

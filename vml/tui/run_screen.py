@@ -153,12 +153,17 @@ class RunScreen(Screen):
     def _load(self) -> None:
         try:
             info = self.project.run(f"@{self.run_name}").info()
-        except VmlError as exc:  # deleted meanwhile
-            self.app.call_from_thread(self.notify, exc.message, severity="warning")
+        except VmlError:  # deleted meanwhile (ml delete, another dashboard)
+            self.app.call_from_thread(self._gone)
             return
         points = self.histories.points(info)
         log, self._log_offset = read_tail(Path(info["log"]), self._log_offset)
         self.app.call_from_thread(self._show, info, points, log)
+
+    def _gone(self) -> None:
+        if self.is_current:
+            self.notify(f"{self.run_name} was deleted", severity="warning")
+            self.dismiss()
 
     def _show(self, info: dict[str, Any], points: list[dict[str, Any]], log: str) -> None:
         self.info = info
