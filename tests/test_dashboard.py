@@ -11,10 +11,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from textual.widgets import DataTable, Input, Static
 
 from vml import api
 from vml.tui.app import Dashboard
+from vml.tui.run_screen import RunScreen
 from vml.tui.table import RunTable
 
 DEADLINE = 90.0
@@ -36,6 +38,33 @@ def table_rows(app: Dashboard) -> dict[str, dict[str, str]]:
         key: dict(zip(screen.columns, cells, strict=True))
         for key, cells in zip(table.keys, table.rows, strict=True)
     }
+
+
+async def open_run(pilot, app: Dashboard, name: str) -> RunScreen:
+    """Put the cursor on run ``name``, press enter and return its run screen."""
+    await until(pilot, lambda: name in table_rows(app), f"the run {name}")
+    table = app.screen.query_one("#runs", RunTable)
+    table.move_cursor(table.keys.index(name))
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+    assert app.screen.run_name == name
+    return app.screen
+
+
+@pytest.fixture
+def long_run(project: Path):
+    """Start a detached run long enough to watch (300 epochs): ``long_run(name)``.
+    Runs still live when the test ends are cancelled."""
+    started: list = []
+
+    def start(name: str):
+        started.append(api.Project(project).train(epochs=300, name=name))
+        return started[-1]
+
+    yield start
+    for run in started:
+        if run.status() in ("queued", "running"):
+            run.cancel()
 
 
 def train_here(project: Path, *args: str, name: str) -> None:
@@ -81,13 +110,9 @@ def test_enter_opens_the_run_with_its_record_metrics_and_log(project: Path) -> N
     async def scenario() -> None:
         from textual.widgets import RichLog
 
-        from vml.tui.run_screen import RunScreen
-
         app = Dashboard(api.Project(project))
         async with app.run_test(size=(140, 40)) as pilot:
-            await until(pilot, lambda: "opened" in table_rows(app), "the run")
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+            await open_run(pilot, app, "opened")
             screen = app.screen
             record = screen.query_one("#record", Static)
             epochs = screen.query_one("#epochs", DataTable)
@@ -136,8 +161,8 @@ def test_compare_shows_marked_runs_with_differing_hyperparameters_first(project:
     asyncio.run(scenario())
 
 
-def test_a_running_run_progresses_on_screen_and_x_cancels_it(project: Path) -> None:
-    run = api.Project(project).train(epochs=300, name="live")
+def test_a_running_run_progresses_on_screen_and_x_cancels_it(project: Path, long_run) -> None:
+    run = long_run("live")
 
     async def scenario() -> None:
         app = Dashboard(api.Project(project))
@@ -161,15 +186,11 @@ def test_a_running_run_progresses_on_screen_and_x_cancels_it(project: Path) -> N
             )
         assert run.status() == "cancelled"
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        if run.status() in ("queued", "running"):
-            run.cancel()
+    asyncio.run(scenario())
 
 
-def test_escape_in_the_dialog_cancels_nothing(project: Path) -> None:
-    run = api.Project(project).train(epochs=300, name="kept")
+def test_escape_in_the_dialog_cancels_nothing(project: Path, long_run) -> None:
+    run = long_run("kept")
 
     async def scenario() -> None:
         app = Dashboard(api.Project(project))
@@ -181,10 +202,7 @@ def test_escape_in_the_dialog_cancels_nothing(project: Path) -> None:
             await until(pilot, lambda: len(app.screen_stack) == 1, "the dialog to close")
         assert run.status() in ("queued", "running")
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        run.cancel()
+    asyncio.run(scenario())
 
 
 def test_d_deletes_an_ended_run_only_after_its_name_is_typed(project: Path) -> None:
@@ -221,13 +239,10 @@ def test_the_run_screen_charts_metrics_and_filters_them_by_glob(project: Path) -
 
     async def scenario() -> None:
         from vml.tui.charts import Chart
-        from vml.tui.run_screen import RunScreen
 
         app = Dashboard(api.Project(project))
         async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: "charted" in table_rows(app), "the run")
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
+            await open_run(pilot, app, "charted")
 
             def charts() -> dict[str, list[str]]:
                 return {c.heading: list(c.lines) for c in app.screen.query(Chart)}
@@ -254,19 +269,15 @@ def test_the_run_screen_charts_metrics_and_filters_them_by_glob(project: Path) -
     asyncio.run(scenario())
 
 
-def test_a_running_runs_screen_shows_its_process_use_and_x_cancels_it(project: Path) -> None:
-    run = api.Project(project).train(epochs=300, name="busy")
+def test_a_running_runs_screen_shows_its_process_use_and_x_cancels_it(project: Path, long_run) -> None:
+    run = long_run("busy")
 
     async def scenario() -> None:
-        from vml.tui.run_screen import RunScreen
-
         app = Dashboard(api.Project(project))
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: table_rows(app).get("busy", {}).get("status") == "running", "the run")
             await until(pilot, lambda: table_rows(app)["busy"]["eta"] != "-", "an ETA")
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
-            record = app.screen.query_one("#record", Static)
+            record = (await open_run(pilot, app, "busy")).query_one("#record", Static)
             await until(pilot, lambda: "memory: " in str(record.render()), "the process's use")
             text = str(record.render())
             memory = int(text.split("memory: ")[1].split(" MiB")[0])
@@ -278,11 +289,7 @@ def test_a_running_runs_screen_shows_its_process_use_and_x_cancels_it(project: P
             await until(pilot, lambda: "status: cancelled" in str(record.render()), "cancelled on screen")
         assert run.status() == "cancelled"
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        if run.status() in ("queued", "running"):
-            run.cancel()
+    asyncio.run(scenario())
 
 
 def test_the_new_run_form_refuses_a_bad_value_and_starts_a_good_one(project: Path) -> None:
@@ -363,14 +370,10 @@ def test_a_run_deleted_elsewhere_leaves_its_screen_and_the_table(project: Path) 
     train_here(project, "--epochs=1", name="stays")
 
     async def scenario() -> None:
-        from vml.tui.run_screen import RunScreen
-
         app = Dashboard(api.Project(project))
         async with app.run_test(size=(100, 30)) as pilot:
             await until(pilot, lambda: len(table_rows(app)) == 2, "the runs")
-            await pilot.press("down", "enter")  # newest first: short-lived is second
-            await until(pilot, lambda: isinstance(app.screen, RunScreen), "the run screen")
-            assert app.screen.run_name == "short-lived"
+            await open_run(pilot, app, "short-lived")
             api.Project(project).delete("short-lived")  # as ml delete in another terminal
             await until(pilot, lambda: not isinstance(app.screen, RunScreen), "the screen to close")
             await until(pilot, lambda: list(table_rows(app)) == ["stays"], "the row to go")
