@@ -201,11 +201,16 @@ class Project:
             parsed = parse_cli_overrides(overrides)
         return resolve_hyperparameters(self.config, parsed)
 
-    def new_run_name(self, name: str | None = None) -> str:
-        """``name`` checked, or a fresh generated name unused in this project."""
+    def taken_names(self) -> set[str]:
+        """Names a new run cannot have: those of the runs and of the folders in trainings/."""
         taken = {row["name"] for row in self.records()}
         if self.trainings_dir.is_dir():
             taken |= {p.name for p in self.trainings_dir.iterdir()}
+        return taken
+
+    def new_run_name(self, name: str | None = None) -> str:
+        """``name`` checked, or a fresh generated name unused in this project."""
+        taken = self.taken_names()
         if name is None:
             return generate_name(taken)
         name = validate_name(name)
@@ -267,43 +272,57 @@ class Project:
     def start(self, overrides: dict[str, Any] | list[str] | None = None, name: str | None = None) -> Run:
         """``train()`` with the overrides as a mapping or command-line words (what
         ``ml train --detach`` calls)."""
+        hparams = self.resolve(overrides)
+        run_name = self.record_queued(self.new_run_name(name), name is None, hparams)
+        return Run(self, run_name, self.spawn_worker(run_name))
+
+    def record_queued(self, name: str, name_generated: bool, hparams: dict[str, Any], **fields: Any) -> str:
+        """Record a ``queued`` run with resolved ``hparams`` and make its folder; its
+        name (a generated one is replaced if another process took it meanwhile)."""
+        from vml.store import RunStore
+
+        with RunStore(self.db_path) as store:
+            _, name = store.create_run_with_folder(
+                name,
+                name_generated,
+                self.config.model.name,
+                hparams,
+                status="queued",
+                epochs=hparams["epochs"],
+                monitor=resolve_task(hparams)[1],
+                **fields,
+            )
+        return name
+
+    def spawn_worker(self, name: str, env: dict[str, str] | None = None):
+        """Start the worker process of queued run ``name`` (``python -m
+        vml.train.worker``) and record it on the run; the ``subprocess.Popen``."""
         import subprocess
 
         from vml.lifecycle import process_identity
         from vml.store import RunStore
         from vml.store.runs import utcnow
 
-        hparams = self.resolve(overrides)
-        monitor = resolve_task(hparams)[1]
-        run_name = self.new_run_name(name)
-        with RunStore(self.db_path) as store:
-            run_id, run_name = store.create_run_with_folder(
-                run_name,
-                name is None,
-                self.config.model.name,
-                hparams,
-                status="queued",
-                epochs=hparams["epochs"],
-                monitor=monitor,
+        with (self.trainings_dir / name / WORKER_OUTPUT).open("ab") as output:
+            # Its own session: the worker outlives this process and a Ctrl-C in this
+            # terminal, and ml cancel can signal its whole process group.
+            process = subprocess.Popen(
+                [sys.executable, "-m", "vml.train.worker", str(self.root), name],
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
             )
-            folder = self.trainings_dir / run_name
-            with (folder / WORKER_OUTPUT).open("ab") as output:
-                # Its own session: the worker outlives this process and a Ctrl-C in this
-                # terminal, and ml cancel can signal its whole process group.
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "vml.train.worker", str(self.root), run_name],
-                    cwd=self.root,
-                    stdin=subprocess.DEVNULL,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            try:
-                identity = process_identity(process.pid)
-            except Exception:  # it already exited: it recorded why
-                identity = {"pid": process.pid}
-            store.update_run(run_id, heartbeat=utcnow(), **identity)
-        return Run(self, run_name, process)
+        try:
+            identity = process_identity(process.pid)
+        except Exception:  # it already exited: it recorded why
+            identity = {"pid": process.pid}
+        with RunStore(self.db_path) as store:
+            # Only while queued: the worker may have claimed the run already.
+            store.update_queued(name, heartbeat=utcnow(), **identity)
+        return process
 
     def delete(self, ref: str, force: bool = False, timeout: float = 30.0) -> str:
         """Delete a run's record, metrics and folder; its name. A queued or running run
@@ -470,6 +489,7 @@ PUBLIC_KEYS = (
     "best_epoch",
     "fingerprint",
     "error",
+    "sweep",
     "hyperparameters",
 )
 
@@ -493,6 +513,7 @@ def public_run(row: dict[str, Any]) -> dict[str, Any]:
         "best_epoch": row["best_epoch"],
         "fingerprint": row["fingerprint"],
         "error": row["error"],
+        "sweep": row.get("sweep"),
         "hyperparameters": row["hyperparameters"],
     }
 

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from vml import api
+from vml import api, sweep
 from vml.cli import render
 from vml.columns import local_time
 from vml.errors import ExitCode, UsageError
@@ -39,16 +39,27 @@ def wait(
 
 
 def cancel(
-    runs: list[str] = RUNS,
+    runs: list[str] = typer.Argument(None, help="Runs: names, @name, unique prefixes, or @last."),
     timeout: float = typer.Option(
         30.0, "--timeout", help="Seconds to wait for a clean stop before SIGTERM, then SIGKILL."
+    ),
+    sweep_id: str | None = typer.Option(
+        None, "--sweep", help="Cancel a whole sweep: its queued runs leave the queue, its running runs stop."
     ),
 ) -> None:
     """Stop runs at the next batch boundary, keeping best.pt; kill them if they do not stop in time."""
     if timeout < 0:
         raise UsageError(f"--timeout {timeout:g} must be 0 or more")
+    if not runs and sweep_id is None:
+        raise UsageError("name the runs to cancel (e.g. ml cancel @last) or a sweep (--sweep ID)")
     project = api.Project()
-    for ref in runs:
+    if sweep_id is not None:
+        statuses = sweep.cancel(project, sweep_id, timeout)
+        for name, status in statuses.items():
+            print(f"{name}: {status}")
+        if not statuses:
+            print(f"sweep {sweep_id}: no queued or running run; nothing to cancel", file=sys.stderr)
+    for ref in runs or ():
         handle = project.run(ref)
         before = handle.status()
         if before not in api.ACTIVE_STATES:

@@ -10,7 +10,7 @@ import typer
 from vml import api
 from vml.cli import render
 from vml.columns import cell
-from vml.errors import UsageError
+from vml.errors import NotFoundError, UsageError
 from vml.params import normalize_key
 
 LIST_FORMATS = (*render.FORMATS, "md")
@@ -41,11 +41,20 @@ def list_runs(
     show_all: bool = typer.Option(
         False, "--all", "-a", help=f"Show every run, not only the newest {PAGE_SIZE}."
     ),
+    sweep: str | None = typer.Option(
+        None,
+        "--sweep",
+        help="Only the runs of this sweep, best first by their monitored metric, with the hyperparameters that differ.",
+    ),
 ) -> None:
     """List the project's runs, newest first."""
     if fmt not in LIST_FORMATS:
         raise UsageError(f"unknown format {fmt!r} (use one of: {', '.join(LIST_FORMATS)})")
     project = api.Project()
+    if sweep is not None:
+        where = [*where, f"sweep={sweep}"]
+        sort = sort or _best_first(project, sweep)
+        only_changed = True
     page = fmt == "table" and not show_all
     if page and not (sort or where or "deleted" in status):
         # Only the page is read, and the rest counted: with thousands of runs, reading
@@ -60,6 +69,8 @@ def list_runs(
         render.print_json(runs)
         return
     chosen = _columns(project, runs, columns)
+    if sweep is not None and "best_metric" not in chosen:
+        chosen += ("best_metric",)
     if only_changed:
         chosen += tuple(k for k in changed_hyperparameters(runs) if k not in chosen)
     if fmt == "csv":
@@ -93,6 +104,14 @@ def _columns(project: api.Project, runs: list[dict[str, Any]], columns: str | No
             hint = f"did you mean {close[0]}?" if close else "ml list --format json shows them"
             raise UsageError(f"unknown column {column!r} in --columns ({hint})")
     return wanted or project.list_columns()
+
+
+def _best_first(project: api.Project, sweep: str) -> str:
+    """Sort by the monitored metric, best first: val_loss ascending, else descending."""
+    runs = project.list_runs(where=f"sweep={sweep}", limit=1)
+    if not runs:
+        raise NotFoundError(f"no runs in sweep {sweep!r} (ml list --columns instance,sweep shows the sweeps)")
+    return "best_metric" if runs[0]["monitor"] == "val_loss" else "-best_metric"
 
 
 def changed_hyperparameters(runs: list[dict[str, Any]]) -> list[str]:

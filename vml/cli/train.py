@@ -7,7 +7,10 @@ import sys
 import typer
 
 from vml import api
-from vml.errors import ExitCode
+from vml.cli import sweep as cli_sweep
+from vml.config import parse_cli_overrides
+from vml.errors import ExitCode, UsageError
+from vml.sweep import expand, split_axes
 
 
 def train(
@@ -16,20 +19,48 @@ def train(
         None, "--name", help="Name of the run (default: a generated adjective-noun)."
     ),
     detach: bool = typer.Option(
-        False, "--detach", "-d", help="Train in a background worker; print the run's name and return."
+        False, "--detach", "-d", help="Train in the background; print the run's (or sweep's) name and return."
     ),
+    draws: int | None = cli_sweep.RANDOM,
+    sweep_seed: int | None = cli_sweep.SWEEP_SEED,
+    parallel: int | None = cli_sweep.PARALLEL,
+    gpus_per_run: int = cli_sweep.GPUS_PER_RUN,
+    cpus_per_run: int | None = cli_sweep.CPUS_PER_RUN,
+    needed: bool = cli_sweep.NEEDED,
 ) -> None:
     """Train the project's model and record the run.
 
     Hyperparameters follow as --key=value or --key value, e.g.
     `ml train --learning-rate=0.005 --epochs=50`; `ml help train` lists them.
+    Several values make a sweep: `--learning-rate=0.001,0.01 --batch-size=32,64`
+    queues 4 runs (see `ml help sweeps`).
     """
+    project = api.Project()
+    overrides = parse_cli_overrides(ctx.args)
+    swept = bool(split_axes(project.config, overrides)[1])
+    if swept or draws is not None or parallel is not None or needed:
+        runs = expand(project.config, overrides, draws, sweep_seed)
+        if name is not None:
+            raise UsageError(
+                f"--name {name} names one run; the {len(runs)} runs of a sweep get generated names"
+            )
+        cli_sweep.run_queue(
+            project,
+            runs,
+            " ".join(["ml train", *sys.argv[2:]]),
+            detach=detach,
+            parallel=parallel,
+            gpus_per_run=gpus_per_run,
+            cpus_per_run=cpus_per_run,
+            needed=needed,
+        )
+        return
     if detach:
-        run = api.Project().start(ctx.args, name=name)
+        run = project.start(ctx.args, name=name)
         print(run.name)
         print(f"training {run.name} in the background: ml logs {run.name} --follow", file=sys.stderr)
         return
-    report(api.Project().train_in_process(ctx.args, name=name))
+    report(project.train_in_process(ctx.args, name=name))
 
 
 def report(result) -> None:

@@ -79,20 +79,7 @@ def prepare_data(
     fingerprint raises ``DataChanged`` before anything is read or written."""
     data = project.data
     shown = os.path.relpath(data.path, project.root)
-    stats = StatCache(project.cache_dir)
-    split_paths = tuple(s.path for s in (data.val_split, data.test_split) if s.path is not None)
-    files = _input_files(data, data.path, exclude=split_paths)
-    parts = {
-        "code": DATA_CODE_VERSION,
-        "input": {"type": data.input.type, **data.input.options()},
-        "content": _content(files, project.root, stats),
-        "splits": {
-            name: _split_part(split, data, project.root, stats) for name, split in _named_splits(data)
-        },
-        "seed": seed,
-        "preprocess": list(data.preprocess),
-        "task": task,
-    }
+    parts, files, stats = _fingerprint_parts(project, seed, task)
     key = fingerprint(parts)
     if expect is not None and key != expect:
         raise DataChanged(expect, key)
@@ -128,6 +115,34 @@ def prepare_data(
     else:
         say(f"data: prepared {shown} ({sizes}); cache is off")
     return prepared
+
+
+def data_fingerprint(project: ProjectConfig, seed: int, task: str = "classification") -> str:
+    """The fingerprint ``prepare_data`` would give, from the files' hashes (kept in the
+    stat cache) without reading or building the data."""
+    return fingerprint(_fingerprint_parts(project, seed, task)[0])
+
+
+def _fingerprint_parts(
+    project: ProjectConfig, seed: int, task: str
+) -> tuple[dict[str, Any], list[Path], StatCache]:
+    """What the fingerprint is made of, the input files and their stat cache."""
+    data = project.data
+    stats = StatCache(project.cache_dir)
+    split_paths = tuple(s.path for s in (data.val_split, data.test_split) if s.path is not None)
+    files = _input_files(data, data.path, exclude=split_paths)
+    parts = {
+        "code": DATA_CODE_VERSION,
+        "input": {"type": data.input.type, **data.input.options()},
+        "content": _content(files, project.root, stats),
+        "splits": {
+            name: _split_part(split, data, project.root, stats) for name, split in _named_splits(data)
+        },
+        "seed": seed,
+        "preprocess": list(data.preprocess),
+        "task": task,
+    }
+    return parts, files, stats
 
 
 def _named_splits(data: DataConfig) -> tuple[tuple[str, Split], ...]:

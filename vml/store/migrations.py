@@ -72,6 +72,31 @@ def m003_resources(db: Database) -> None:
     db["runs"].add_column("resources", str)
 
 
+@migrations()
+def m004_sweeps(db: Database) -> None:
+    # A sweep or runs file queues many runs at once; its scheduler (a process of its
+    # own when detached) starts them K at a time and keeps a heartbeat like a worker.
+    db["runs"].add_column("sweep", str)
+    db["runs"].create_index(["sweep"])
+    db["sweeps"].create(
+        {
+            "id": str,
+            "created_at": str,
+            "source": str,
+            "parallel": int,
+            "gpus_per_run": int,
+            "cpus_per_run": int,
+            "backend": str,
+            "pid": int,
+            "host": str,
+            "pid_started": float,
+            "heartbeat": str,
+            "ended_at": str,
+        },
+        pk="id",
+    )
+
+
 def migrate(connection) -> int:
     """Apply the pending migrations on ``connection``; the schema version reached."""
     db = Database(connection)

@@ -101,6 +101,15 @@ class RunStore:
                 [*fields.values(), run_id],
             )
 
+    def update_queued(self, name: str, **fields: Any) -> bool:
+        """Set fields on run ``name`` only while it is ``queued``; True if it was."""
+        with self.conn:
+            cursor = self.conn.execute(
+                f"update runs set {', '.join(f'[{key}] = ?' for key in fields)} where name = ? and status = 'queued'",
+                [*fields.values(), name],
+            )
+        return cursor.rowcount == 1
+
     def set_status(self, run_id: int, status: str, expect: Iterable[str], **fields: Any) -> bool:
         """Move a run to ``status`` only if it is still in one of the ``expect`` states,
         in one statement, so a reader marking a run crashed cannot overwrite the worker
@@ -205,6 +214,33 @@ class RunStore:
             dict(row)
             for row in self.conn.execute(f"select * from metrics where {where} order by step, rowid", params)
         ]
+
+    def create_sweep(self, sweep_id: str, source: str, **fields: Any) -> None:
+        """Record a sweep (its runs point at it through their ``sweep`` column)."""
+        row = {"id": sweep_id, "created_at": utcnow(), "source": source, **fields}
+        with self.conn:
+            self.conn.execute(
+                f"insert into sweeps ({', '.join(row)}) values ({', '.join('?' for _ in row)})",
+                list(row.values()),
+            )
+
+    def update_sweep(self, sweep_id: str, **fields: Any) -> None:
+        with self.conn:
+            self.conn.execute(
+                f"update sweeps set {', '.join(f'[{key}] = ?' for key in fields)} where id = ?",
+                [*fields.values(), sweep_id],
+            )
+
+    def sweep(self, sweep_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute("select * from sweeps where id = ?", [sweep_id]).fetchone()
+        return dict(row) if row else None
+
+    def sweep_names(self, sweep_id: str, status: str | None = None) -> list[str]:
+        """The names of a sweep's runs (in ``status``), in the order they were queued."""
+        sql, params = "select name from runs where sweep = ?", [sweep_id]
+        if status is not None:
+            sql, params = sql + " and status = ?", [*params, status]
+        return [row[0] for row in self.conn.execute(sql + " order by id", params)]
 
 
 def _status_filter(status: Iterable[str] | None) -> tuple[str, list[str]]:

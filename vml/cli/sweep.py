@@ -1,0 +1,95 @@
+"""Queues from the command line: what ``ml train`` does with a sweep and ``ml queue``
+with a sweep or a runs file. The runs are recorded, then the local scheduler starts
+them K at a time, here (with progress, until every run ended) or detached."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from vml import api, sweep
+from vml.errors import ExitCode, UsageError
+from vml.scheduler import LocalScheduler, placement, start_detached
+
+PARALLEL = typer.Option(
+    None, "--parallel", "-j", help="Runs at once (default: one per GPU set, else CPU cores / --cpus-per-run)."
+)
+GPUS_PER_RUN = typer.Option(0, "--gpus-per-run", help="GPUs pinned to each run (CUDA_VISIBLE_DEVICES).")
+CPUS_PER_RUN = typer.Option(
+    None, "--cpus-per-run", help="CPU threads of each run (default: cores / parallel)."
+)
+NEEDED = typer.Option(
+    False, "--needed", help="Skip runs whose hyperparameters and data match a finished run."
+)
+RANDOM = typer.Option(
+    None, "--random", help="Draw N runs from the swept values and ranges (LOW:HIGH, LOW:HIGH:log)."
+)
+SWEEP_SEED = typer.Option(None, "--sweep-seed", help="Seed of the --random draws (default: a new one).")
+
+
+def run_queue(
+    project: api.Project,
+    runs: list[sweep.Overrides],
+    source: str,
+    *,
+    names: list[str | None] | None = None,
+    detach: bool = False,
+    parallel: int | None = None,
+    gpus_per_run: int = 0,
+    cpus_per_run: int | None = None,
+    needed: bool = False,
+) -> None:
+    """Queue ``runs`` as one sweep and run it (or hand it to a detached scheduler)."""
+    if parallel is not None and parallel < 1:
+        raise UsageError(f"--parallel {parallel}: run at least 1 at a time (e.g. --parallel 2)")
+    if cpus_per_run is not None and cpus_per_run < 1:
+        raise UsageError(f"--cpus-per-run {cpus_per_run}: give each run at least 1 (e.g. --cpus-per-run 2)")
+    if gpus_per_run < 0:
+        raise UsageError(f"--gpus-per-run {gpus_per_run}: 0 (the CPU) or more")
+    chosen = placement(parallel, gpus_per_run, cpus_per_run)  # refused before anything is recorded
+    settings = {
+        "parallel": chosen.parallel,
+        "gpus_per_run": gpus_per_run,
+        "cpus_per_run": chosen.cpus_per_run,
+        "backend": "local",
+    }
+    queued = sweep.queue(project, runs, source, names, needed, **settings)
+    for what, match in queued.skipped:
+        print(f"skipped {what}: the same as finished run {match} (--needed)", file=sys.stderr)
+    count = len(queued.names)
+    if not count:
+        print(f"sweep {queued.sweep}: nothing to run", file=sys.stderr)
+        print(queued.sweep)
+        return
+    print(
+        f"sweep {queued.sweep}: {count} run(s) queued, {chosen.parallel} at a time"
+        f" ({chosen.cpus_per_run} CPU thread(s) each)",
+        file=sys.stderr,
+    )
+    if detach:
+        start_detached(project, queued.sweep)
+        print(queued.sweep)
+        print(
+            f"running in the background: ml list --sweep {queued.sweep}, ml cancel --sweep {queued.sweep}",
+            file=sys.stderr,
+        )
+        return
+
+    def say(name: str, event: str) -> None:
+        swept = f" ({queued.flags[name]})" if queued.flags.get(name) and event.startswith("started") else ""
+        print(f"[{len(scheduler.ended)}/{count} ended] {name}: {event}{swept}", file=sys.stderr, flush=True)
+
+    scheduler = LocalScheduler(project, queued.sweep, chosen, say=say)
+    try:
+        ended = scheduler.run()
+    except KeyboardInterrupt:
+        print(f"sweep {queued.sweep}: cancelling its runs (Ctrl-C)", file=sys.stderr)
+        sweep.cancel(project, queued.sweep)
+        ended = scheduler.run()  # waits for the workers to stop
+    finished = sum(status == "finished" for status in ended.values())
+    print(
+        f"sweep {queued.sweep}: {finished} of {count} finished; ml list --sweep {queued.sweep} compares them"
+    )
+    if finished < count:
+        sys.exit(int(ExitCode.FAILURE))

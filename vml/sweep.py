@@ -1,0 +1,237 @@
+"""Sweeps: one command line that stands for many runs.
+
+``--learning_rate=0.001,0.01,0.1 --batch_size=32,64`` is a grid: every combination,
+6 runs, in the order the values were given (the last flag varies fastest). With
+``--random N``, N points are drawn instead: from a list of values, or from a range of
+a number, ``LOW:HIGH`` (uniform) or ``LOW:HIGH:log`` (log-uniform); integers stay
+integers. Every point is checked like a single ``ml train`` before anything starts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from vml import api
+from vml.config import ProjectConfig, resolve_hyperparameters
+from vml.errors import UsageError
+from vml.names import generate_name, validate_name
+from vml.params import HyperParam
+
+Overrides = dict[str, tuple[str, str]]  # canonical key -> (flag as typed, value)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept hyperparameter: a list of values, or a numeric range to draw from."""
+
+    key: str
+    flag: str
+    values: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+
+    @property
+    def is_range(self) -> bool:
+        return self.low is not None
+
+    def draw(self, rng: random.Random) -> str:
+        """One value, as text the way a user would type it."""
+        if not self.is_range:
+            return rng.choice(self.values)
+        assert self.low is not None and self.high is not None
+        if self.log:
+            value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        else:
+            value = rng.uniform(self.low, self.high)
+        return str(round(value)) if self.integer else f"{value:.6g}"
+
+
+def split_axes(config: ProjectConfig, overrides: Overrides) -> tuple[Overrides, list[Axis]]:
+    """The overrides with one value, and the swept ones (a comma list, or a range)."""
+    declared = {p.name: p for p in config.declared_hyperparameters()}
+    fixed: Overrides = {}
+    axes: list[Axis] = []
+    for key, (flag, raw) in overrides.items():
+        param = declared.get(key)
+        axis = _axis(key, flag, raw, param) if param is not None else None
+        if axis is None:
+            fixed[key] = (flag, raw)  # one value (an unknown key is reported by resolve)
+        else:
+            axes.append(axis)
+    return fixed, axes
+
+
+def _axis(key: str, flag: str, raw: str, param: HyperParam) -> Axis | None:
+    numeric = param.type in (int, float)
+    if numeric and ":" in raw:
+        parts = raw.split(":")
+        scale = parts[2].strip().lower() if len(parts) == 3 else "linear"
+        if len(parts) not in (2, 3) or scale not in ("log", "linear"):
+            raise UsageError(
+                f"{flag}={raw} is not a range (use LOW:HIGH or LOW:HIGH:log, e.g. {flag}=1e-4:1e-1:log)"
+            )
+        try:
+            low, high = float(parts[0]), float(parts[1])
+        except ValueError:
+            raise UsageError(
+                f"{flag}={raw}: the ends of a range are numbers (e.g. {flag}=1e-4:1e-1:log)"
+            ) from None
+        if not low < high:
+            raise UsageError(f"{flag}={raw}: the range is empty (LOW must be below HIGH)")
+        if scale == "log" and low <= 0:
+            raise UsageError(f"{flag}={raw}: a log range needs LOW > 0 (e.g. {flag}=1e-4:1e-1:log)")
+        return Axis(key, flag, low=low, high=high, log=scale == "log", integer=param.type is int)
+    if "," in raw:
+        values = tuple(v.strip() for v in raw.split(","))
+        if any(not v for v in values):
+            raise UsageError(f"{flag}={raw} has an empty value (list values like {flag}=0.001,0.01)")
+        if len(set(values)) != len(values):
+            raise UsageError(f"{flag}={raw} lists a value twice (keep one)")
+        return Axis(key, flag, values=values)
+    return None
+
+
+def expand(
+    config: ProjectConfig, overrides: Overrides, draws: int | None = None, seed: int | None = None
+) -> list[Overrides]:
+    """The overrides of each run of the sweep: the grid, or ``draws`` random points.
+    Each is checked (``UsageError`` names the first bad one) before any is returned."""
+    fixed, axes = split_axes(config, overrides)
+    if draws is None:
+        ranges = [a for a in axes if a.is_range]
+        if ranges:
+            a = ranges[0]
+            raise UsageError(
+                f"{a.flag}={a.low:g}:{a.high:g} is a range: add --random N to draw N runs from it"
+                f" (or list values, e.g. {a.flag}={a.low:g},{a.high:g})"
+            )
+        combos = itertools.product(*(a.values for a in axes)) if axes else [()]
+        points = [dict(zip((a.key for a in axes), combo, strict=True)) for combo in combos]
+    else:
+        if draws < 1:
+            raise UsageError(f"--random {draws}: draw at least 1 run (e.g. --random 10)")
+        if not axes:
+            raise UsageError(
+                "--random needs a swept value, e.g. --learning-rate=1e-4:1e-1:log or --batch-size=32,64"
+            )
+        rng = random.Random(seed)
+        points = [{a.key: a.draw(rng) for a in axes} for _ in range(draws)]
+    flags = {a.key: a.flag for a in axes}
+    runs = [fixed | {key: (flags[key], value) for key, value in point.items()} for point in points]
+    for run in runs:
+        resolve_hyperparameters(config, run)  # the first bad value stops the sweep here
+    return runs
+
+
+def describe(overrides: Overrides) -> str:
+    """A run's overrides as flags: ``--learning-rate=0.01 --batch-size=32``."""
+    return " ".join(f"{flag}={value}" for flag, value in overrides.values())
+
+
+@dataclass
+class Queued:
+    """A sweep just recorded: its id, the runs queued and those skipped as done."""
+
+    sweep: str
+    names: list[str]
+    skipped: list[tuple[str, str]]  # (what the run would have been, the finished run it matches)
+    flags: dict[str, str]  # run name -> its swept values as flags
+
+
+def new_sweep_id() -> str:
+    return "sw-" + secrets.token_hex(3)
+
+
+def queue(
+    project: api.Project,
+    runs: list[Overrides],
+    source: str,
+    names: list[str | None] | None = None,
+    needed: bool = False,
+    **settings: Any,
+) -> Queued:
+    """Record ``runs`` as one sweep of ``queued`` runs, in order (named ``names``, or
+    generated names), with the scheduler ``settings`` (parallel, gpus_per_run,
+    cpus_per_run, backend). With ``needed``, a run whose hyperparameters and data
+    match a finished run is skipped."""
+    from vml.store import RunStore
+
+    resolved = [resolve_hyperparameters(project.config, run) for run in runs]
+    names = names or [None] * len(runs)
+    done = _finished_by_key(project) if needed else {}
+    sweep = new_sweep_id()
+    queued, skipped, flags = [], [], {}
+    with RunStore(project.db_path) as store:
+        store.create_sweep(sweep, source, **settings)
+    taken = project.taken_names()
+    for run, hparams, name in zip(runs, resolved, names, strict=True):
+        if needed:
+            match = done.get(_key(hparams, _fingerprint(project, hparams)))
+            if match:
+                skipped.append((describe(run) or "(defaults)", match))
+                continue
+        chosen = _free(validate_name(name), taken) if name else generate_name(taken)
+        chosen = project.record_queued(chosen, name is None, hparams, sweep=sweep)
+        taken.add(chosen)
+        queued.append(chosen)
+        flags[chosen] = describe(run)
+    return Queued(sweep, queued, skipped, flags)
+
+
+def _free(name: str, taken: set[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``... when a run has it already."""
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}-{n}"
+    return candidate
+
+
+def _fingerprint(project: api.Project, hparams: dict[str, Any]) -> str:
+    from vml.config import resolve_task
+    from vml.data.prepare import data_fingerprint
+
+    return data_fingerprint(project.config, hparams["random_seed"], resolve_task(hparams)[0])
+
+
+def _key(hparams: dict[str, Any], fingerprint: str) -> str:
+    return json.dumps([hparams, fingerprint], sort_keys=True)
+
+
+def _finished_by_key(project: api.Project) -> dict[str, str]:
+    """Finished runs by what makes them the same run: hyperparameters and data."""
+    return {
+        _key(row["hyperparameters"], row["fingerprint"]): row["name"]
+        for row in project.records("finished")
+        if row["fingerprint"]
+    }
+
+
+def cancel(project: api.Project, sweep_id: str, timeout: float = 30.0) -> dict[str, str]:
+    """Cancel a sweep: its queued runs leave the queue at once, its running runs stop
+    at their next batch (see ``Run.cancel``). The new status of each run it touched."""
+    from vml.errors import NotFoundError
+    from vml.run import Run
+    from vml.store import RunStore
+    from vml.store.runs import utcnow
+
+    with RunStore(project.db_path) as store:
+        if store.sweep(sweep_id) is None:
+            raise NotFoundError(f"no sweep {sweep_id!r} (ml list --columns instance,sweep shows them)")
+        statuses = {}
+        for name in store.sweep_names(sweep_id, "queued"):
+            row = store.run_by_name(name)
+            if row and store.set_status(row["id"], "cancelled", ("queued",), ended_at=utcnow()):
+                statuses[name] = "cancelled"
+        running = store.sweep_names(sweep_id, "running") + store.sweep_names(sweep_id, "queued")
+    for name in running:
+        statuses[name] = Run(project, name).cancel(timeout)
+    return statuses
