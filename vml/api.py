@@ -276,16 +276,24 @@ class Project:
         run_name = self.record_queued(self.new_run_name(name), name is None, hparams)
         return Run(self, run_name, self.spawn_worker(run_name))
 
-    def record_queued(self, name: str, name_generated: bool, hparams: dict[str, Any], **fields: Any) -> str:
-        """Record a ``queued`` run with resolved ``hparams`` and make its folder; its
-        name (a generated one is replaced if another process took it meanwhile)."""
+    def record_queued(
+        self,
+        name: str,
+        name_generated: bool,
+        hparams: dict[str, Any],
+        model: str | None = None,
+        **fields: Any,
+    ) -> str:
+        """Record a ``queued`` run with resolved ``hparams`` (of the project's model, or
+        ``model``) and make its folder; its name (a generated one is replaced if
+        another process took it meanwhile)."""
         from vml.store import RunStore
 
         with RunStore(self.db_path) as store:
             _, name = store.create_run_with_folder(
                 name,
                 name_generated,
-                self.config.model.name,
+                model or self.config.model.name,
                 hparams,
                 status="queued",
                 epochs=hparams["epochs"],
@@ -470,6 +478,9 @@ LIST_COLUMNS = ("instance", "model", "status", "training_start", "epoch", "batch
 RUN_STATES = ("queued", "running", "finished", "failed", "cancelled", "killed", "crashed", "deleted")
 ACTIVE_STATES = ("queued", "running")
 WORKER_OUTPUT = "worker.txt"
+# A runs-file entry that changes project settings trains with its own project file,
+# kept in its folder.
+RUN_PROJECT_FILE = "vergeml.yaml"
 
 
 PUBLIC_KEYS = (

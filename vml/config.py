@@ -173,10 +173,11 @@ def find_project_root(start: Path | str = ".") -> Path:
     )
 
 
-def load_project(root: Path | str) -> ProjectConfig:
-    """Read and check ``root/vergeml.yaml``."""
+def load_project(root: Path | str, file: Path | None = None) -> ProjectConfig:
+    """Read and check ``root/vergeml.yaml`` (or ``file``: a project file with paths
+    relative to ``root``, as a runs-file entry's)."""
     root = Path(root).resolve()
-    file = root / PROJECT_FILE
+    file = file or root / PROJECT_FILE
     if not file.is_file():
         raise UsageError(f"no {PROJECT_FILE} in {root} (create a project with: ml new NAME)")
     tree, marks = _read_yaml(file)

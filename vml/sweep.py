@@ -150,39 +150,51 @@ def new_sweep_id() -> str:
     return "sw-" + secrets.token_hex(3)
 
 
+@dataclass
+class Planned:
+    """A run to queue: its overrides, maybe a name, and maybe a project file of its
+    own (a runs-file entry's: the YAML tree and the config it makes)."""
+
+    overrides: Overrides
+    name: str | None = None
+    tree: dict[str, Any] | None = None
+    config: ProjectConfig | None = None
+
+
 def queue(
-    project: api.Project,
-    runs: list[Overrides],
-    source: str,
-    names: list[str | None] | None = None,
-    needed: bool = False,
-    **settings: Any,
+    project: api.Project, runs: list[Planned], source: str, needed: bool = False, **settings: Any
 ) -> Queued:
-    """Record ``runs`` as one sweep of ``queued`` runs, in order (named ``names``, or
-    generated names), with the scheduler ``settings`` (parallel, gpus_per_run,
-    cpus_per_run, backend). With ``needed``, a run whose hyperparameters and data
-    match a finished run is skipped."""
+    """Record ``runs`` as one sweep of ``queued`` runs, in order, with the scheduler
+    ``settings`` (parallel, gpus_per_run, cpus_per_run, backend). With ``needed``, a
+    run whose hyperparameters and data match a finished run is skipped."""
+    import yaml
+
     from vml.store import RunStore
 
-    resolved = [resolve_hyperparameters(project.config, run) for run in runs]
-    names = names or [None] * len(runs)
     done = _finished_by_key(project) if needed else {}
     sweep = new_sweep_id()
     queued, skipped, flags = [], [], {}
     with RunStore(project.db_path) as store:
         store.create_sweep(sweep, source, **settings)
     taken = project.taken_names()
-    for run, hparams, name in zip(runs, resolved, names, strict=True):
+    for run in runs:
+        config = run.config or project.config
+        hparams = resolve_hyperparameters(config, run.overrides)
         if needed:
-            match = done.get(_key(hparams, _fingerprint(project, hparams)))
+            match = done.get(_key(hparams, _fingerprint(config, hparams)))
             if match:
-                skipped.append((describe(run) or "(defaults)", match))
+                skipped.append((run.name or describe(run.overrides) or "(defaults)", match))
                 continue
-        chosen = _free(validate_name(name), taken) if name else generate_name(taken)
-        chosen = project.record_queued(chosen, name is None, hparams, sweep=sweep)
+        chosen = _free(validate_name(run.name), taken) if run.name else generate_name(taken)
+        chosen = project.record_queued(
+            chosen, run.name is None, hparams, model=config.model.name, sweep=sweep
+        )
+        if run.tree is not None:
+            with (project.trainings_dir / chosen / api.RUN_PROJECT_FILE).open("w", encoding="utf-8") as file:
+                yaml.safe_dump(run.tree, file, sort_keys=False)
         taken.add(chosen)
         queued.append(chosen)
-        flags[chosen] = describe(run)
+        flags[chosen] = describe(run.overrides)
     return Queued(sweep, queued, skipped, flags)
 
 
@@ -195,11 +207,11 @@ def _free(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _fingerprint(project: api.Project, hparams: dict[str, Any]) -> str:
+def _fingerprint(config: ProjectConfig, hparams: dict[str, Any]) -> str:
     from vml.config import resolve_task
     from vml.data.prepare import data_fingerprint
 
-    return data_fingerprint(project.config, hparams["random_seed"], resolve_task(hparams)[0])
+    return data_fingerprint(config, hparams["random_seed"], resolve_task(hparams)[0])
 
 
 def _key(hparams: dict[str, Any], fingerprint: str) -> str:

@@ -11,7 +11,7 @@ import traceback
 import typer
 
 from vml import __version__
-from vml.cli import cache, dashboard, lifecycle, list_runs, new, preprocess, runs, show, train
+from vml.cli import cache, dashboard, lifecycle, list_runs, new, preprocess, runs, show, sweep, train
 from vml.cli import help as help_cmd
 from vml.errors import ExitCode, VmlError
 
@@ -51,6 +51,11 @@ app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     options_metavar="[OPTIONS] [--HYPERPARAMETER=VALUE]...",
 )(train.train)
+app.command(
+    "queue",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    options_metavar="[OPTIONS] [--HYPERPARAMETER=VALUES]...",
+)(sweep.queue)
 app.command("list")(list_runs.list_runs)
 app.command("show")(show.show)
 app.command("logs")(show.logs)

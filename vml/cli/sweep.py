@@ -5,11 +5,14 @@ them K at a time, here (with progress, until every run ended) or detached."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
 from vml import api, sweep
+from vml.config import parse_cli_overrides
 from vml.errors import ExitCode, UsageError
+from vml.runsfile import read_runs_file
 from vml.scheduler import LocalScheduler, placement, start_detached
 
 PARALLEL = typer.Option(
@@ -30,10 +33,9 @@ SWEEP_SEED = typer.Option(None, "--sweep-seed", help="Seed of the --random draws
 
 def run_queue(
     project: api.Project,
-    runs: list[sweep.Overrides],
+    runs: list[sweep.Planned],
     source: str,
     *,
-    names: list[str | None] | None = None,
     detach: bool = False,
     parallel: int | None = None,
     gpus_per_run: int = 0,
@@ -54,7 +56,7 @@ def run_queue(
         "cpus_per_run": chosen.cpus_per_run,
         "backend": "local",
     }
-    queued = sweep.queue(project, runs, source, names, needed, **settings)
+    queued = sweep.queue(project, runs, source, needed, **settings)
     for what, match in queued.skipped:
         print(f"skipped {what}: the same as finished run {match} (--needed)", file=sys.stderr)
     count = len(queued.names)
@@ -93,3 +95,49 @@ def run_queue(
     )
     if finished < count:
         sys.exit(int(ExitCode.FAILURE))
+
+
+def queue(
+    ctx: typer.Context,
+    runs_file: Path | None = typer.Argument(
+        None,
+        help="A runs file (YAML; see ml help sweeps). Without one, the hyperparameters that follow make the sweep.",
+    ),
+    detach: bool = typer.Option(
+        False, "--detach", "-d", help="Run the queue in the background; print its sweep id."
+    ),
+    draws: int | None = RANDOM,
+    sweep_seed: int | None = SWEEP_SEED,
+    parallel: int | None = PARALLEL,
+    gpus_per_run: int | None = typer.Option(None, "--gpus-per-run", help="GPUs pinned to each run."),
+    cpus_per_run: int | None = CPUS_PER_RUN,
+    needed: bool = NEEDED,
+) -> None:
+    """Queue many runs, from a runs file or a sweep of hyperparameters, and run them K at a time."""
+    project = api.Project()
+    if runs_file is None:
+        overrides = parse_cli_overrides(ctx.args)
+        planned = [sweep.Planned(run) for run in sweep.expand(project.config, overrides, draws, sweep_seed)]
+        settings: dict = {}
+        source = " ".join(["ml queue", *sys.argv[2:]])
+    else:
+        if ctx.args:
+            raise UsageError(
+                f"{ctx.args[0]}: put hyperparameters in the runs file {runs_file} (or leave the file out)"
+            )
+        read = read_runs_file(project, runs_file)
+        planned = [sweep.Planned(e.overrides, e.name, e.tree, e.config) for e in read.entries]
+        settings = read.settings
+        source = str(runs_file)
+    if settings.get("backend", "local") != "local":
+        raise UsageError(f"backend {settings['backend']!r} is not available yet (use backend: local)")
+    run_queue(
+        project,
+        planned,
+        source,
+        detach=detach,
+        parallel=parallel if parallel is not None else settings.get("parallel"),
+        gpus_per_run=gpus_per_run if gpus_per_run is not None else settings.get("gpus_per_run", 0),
+        cpus_per_run=cpus_per_run if cpus_per_run is not None else settings.get("cpus_per_run"),
+        needed=needed,
+    )

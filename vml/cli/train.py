@@ -10,7 +10,7 @@ from vml import api
 from vml.cli import sweep as cli_sweep
 from vml.config import parse_cli_overrides
 from vml.errors import ExitCode, UsageError
-from vml.sweep import expand, split_axes
+from vml.sweep import Planned, expand, split_axes
 
 
 def train(
@@ -46,7 +46,7 @@ def train(
             )
         cli_sweep.run_queue(
             project,
-            runs,
+            [Planned(run) for run in runs],
             " ".join(["ml train", *sys.argv[2:]]),
             detach=detach,
             parallel=parallel,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
+from vml.api import RUN_PROJECT_FILE
 from vml.config import load_project
 from vml.errors import VmlError
 from vml.train.runner import start_queued_run
@@ -17,9 +19,11 @@ from vml.train.runner import start_queued_run
 
 def main(argv: list[str]) -> int:
     project_root, name = argv
+    own = Path(project_root) / "trainings" / name / RUN_PROJECT_FILE
     with open(os.devnull, "w") as quiet:  # the log has every line already
         try:
-            result = start_queued_run(load_project(project_root), name, stderr=quiet)
+            project = load_project(project_root, own if own.is_file() else None)
+            result = start_queued_run(project, name, stderr=quiet)
         except VmlError as exc:  # e.g. cancelled while this process started
             print(f"worker: {exc.message}", file=sys.stderr)
             return 1
