@@ -379,3 +379,26 @@ def test_a_run_deleted_elsewhere_leaves_its_screen_and_the_table(project: Path) 
             await until(pilot, lambda: list(table_rows(app)) == ["stays"], "the row to go")
 
     asyncio.run(scenario())
+
+
+def test_a_sweeps_runs_show_their_sweep_and_filter_by_it(project: Path) -> None:
+    from vml import sweep
+
+    train_here(project, "--epochs=1", name="alone")
+    planned = [sweep.Planned({"learning_rate": ("--learning-rate", rate)}) for rate in ("0.01", "0.02")]
+    queued = sweep.queue(api.Project(project), planned, "a test", parallel=1, backend="local")
+    sweep.cancel(api.Project(project), queued.sweep)  # queued, never started: no worker needed
+
+    async def scenario() -> None:
+        app = Dashboard(api.Project(project))
+        async with app.run_test(size=(120, 30)) as pilot:
+            await until(pilot, lambda: len(table_rows(app)) == 3, "the runs")
+            assert {name: row["sweep"] for name, row in table_rows(app).items()} == {
+                queued.names[0]: queued.sweep,
+                queued.names[1]: queued.sweep,
+                "alone": "-",
+            }
+            await pilot.press("slash", *f"sweep={queued.sweep}", "enter")
+            await until(pilot, lambda: set(table_rows(app)) == set(queued.names), "the sweep's runs only")
+
+    asyncio.run(scenario())

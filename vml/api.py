@@ -130,6 +130,15 @@ class Project:
                 row["status"] = "deleted"
         return [row for row in rows if states is None or row["status"] in states]
 
+    def sweep_ids(self) -> list[str]:
+        """The ids of the recorded sweeps, newest first."""
+        if not self.db_path.exists():
+            return []
+        from vml.store import RunStore
+
+        with RunStore(self.db_path) as store:
+            return [row[0] for row in store.conn.execute("select id from sweeps order by created_at desc")]
+
     def count_records(self, status: str | list[str] | None = None) -> int:
         """How many runs are recorded (in ``status``, as stored)."""
         if not self.db_path.exists():

@@ -11,7 +11,7 @@ import traceback
 import typer
 
 from vml import __version__
-from vml.cli import cache, dashboard, lifecycle, list_runs, new, preprocess, runs, show, sweep, train
+from vml.cli import cache, compare, dashboard, lifecycle, list_runs, new, preprocess, runs, show, sweep, train
 from vml.cli import help as help_cmd
 from vml.errors import ExitCode, VmlError
 
@@ -58,6 +58,7 @@ app.command(
 )(sweep.queue)
 app.command("list")(list_runs.list_runs)
 app.command("show")(show.show)
+app.command("compare")(compare.compare_runs)
 app.command("logs")(show.logs)
 app.command("wait")(lifecycle.wait)
 app.command("cancel")(lifecycle.cancel)

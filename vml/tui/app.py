@@ -38,9 +38,12 @@ LIVE_COLUMNS = ("progress", "eta")  # shown after status, not ml list columns
 LABELS = {"eta": "ETA", "training_start": "training start", "training_end": "training end"}
 
 
-def dashboard_columns(list_columns: Iterable[str]) -> list[str]:
-    """``ml list``'s columns with progress and ETA after the status."""
-    columns = [c for c in list_columns if c not in LIVE_COLUMNS]
+def dashboard_columns(list_columns: Iterable[str], sweeps: bool = False) -> list[str]:
+    """``ml list``'s columns with progress and ETA after the status, and the sweep
+    after the name when the project has sweeps (sorting by it groups them)."""
+    columns = [c for c in list_columns if c not in (*LIVE_COLUMNS, "sweep")]
+    if sweeps:
+        columns.insert(1, "sweep")
     at = columns.index("status") + 1 if "status" in columns else len(columns)
     return [*columns[:at], *LIVE_COLUMNS, *columns[at:]]
 
@@ -127,7 +130,7 @@ class RunsScreen(Screen):
         self.project = project
         self.histories = histories
         self.live = LiveRuns(project)
-        self.columns = dashboard_columns(project.list_columns())
+        self.columns = dashboard_columns(project.list_columns(), sweeps=bool(project.sweep_ids()))
         self.labels = [LABELS.get(c, c) for c in self.columns]
         self.paused = False
         self.where: str | None = None

@@ -13,42 +13,11 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header
 
+from vml.compare import compare_rows, final_values, text
 from vml.live import MetricHistories
 from vml.tui.charts import Chart, epoch_series, per_step_keys
 
-COMPARED_RESULTS = ("status", "epoch", "best_epoch", "best_metric", "test_acc", "test_loss")
-FINAL_METRICS = ("loss", "acc", "val_loss", "val_acc")
 DIFFERS = "bold yellow"
-
-
-def compare_rows(
-    runs: list[dict[str, Any]], finals: list[dict[str, float]] | None = None
-) -> list[tuple[str, list[str], bool]]:
-    """``(field, values per run, differs)``: the results, each run's last value of
-    the epoch metrics (``finals``), then every hyperparameter, those that differ first."""
-
-    def text(value: Any, digits: str = "g") -> str:
-        return "-" if value is None else format(value, digits) if isinstance(value, float) else str(value)
-
-    rows = []
-    for key in COMPARED_RESULTS:
-        values = [text(run[key], ".4f") for run in runs]
-        rows.append((key, values, len(set(values)) > 1))
-    for key in FINAL_METRICS if finals else ():
-        values = [text(final.get(key), ".4f") for final in finals]
-        rows.append((f"final {key}", values, len(set(values)) > 1))
-    params = sorted({key for run in runs for key in run["hyperparameters"]})
-    hyper = []
-    for key in params:
-        values = [text(run["hyperparameters"].get(key)) for run in runs]
-        hyper.append((key, values, len(set(values)) > 1))
-    hyper.sort(key=lambda row: not row[2])  # stable: differing first, each group by name
-    return rows + hyper
-
-
-def final_values(points: list[dict[str, Any]]) -> dict[str, float]:
-    """The last value of each epoch metric."""
-    return {p["key"]: p["value"] for p in points if p["key"] in FINAL_METRICS}
 
 
 class CompareScreen(Screen):
@@ -89,12 +58,13 @@ class CompareScreen(Screen):
         table = self.query_one("#compare", DataTable)
         table.clear()
         for field, values, differs in compare_rows(self.runs, finals):
+            cells = [text(value, field) for value in values]
             if differs:
                 table.add_row(
-                    "*", Text(field, style=DIFFERS), *(Text(v, style=DIFFERS) for v in values), key=field
+                    "*", Text(field, style=DIFFERS), *(Text(c, style=DIFFERS) for c in cells), key=field
                 )
             else:
-                table.add_row("", field, *values, key=field)
+                table.add_row("", field, *cells, key=field)
 
     @work(thread=True, exclusive=True, group="compare")
     def _load(self) -> None:

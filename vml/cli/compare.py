@@ -1,0 +1,37 @@
+"""``ml compare``: runs side by side, in plain text or JSON."""
+
+from __future__ import annotations
+
+import typer
+
+from vml import api
+from vml.cli import render
+from vml.compare import compare, text
+from vml.errors import UsageError
+
+
+def compare_runs(
+    runs: list[str] = typer.Argument(..., help="Two or more runs: names, @name, unique prefixes, or @last."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    show_all: bool = typer.Option(False, "--all", "-a", help="Also the hyperparameters that are the same."),
+) -> None:
+    """Compare runs side by side: results, final metrics and the hyperparameters that differ."""
+    if fmt not in ("table", "json"):
+        raise UsageError(f"unknown format {fmt!r} (use table or json)")
+    shown, rows = compare(api.Project(), runs)
+    names = [run["instance"] for run in shown]
+    hyper = set(shown[0]["hyperparameters"]).union(*(run["hyperparameters"] for run in shown))
+    rows = [row for row in rows if show_all or row[2] or row[0] not in hyper]
+    if fmt == "json":
+        render.print_json(
+            {
+                "runs": names,
+                "rows": [
+                    {"field": f, "values": dict(zip(names, v, strict=True)), "differs": d} for f, v, d in rows
+                ],
+            }
+        )
+        return
+    render.print_table(
+        ["", "field", *names], (["*" if d else "", f, *(text(x, f) for x in v)] for f, v, d in rows)
+    )
