@@ -11,6 +11,7 @@ that now belongs to another process (a different start time) counts as gone.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import json
 import os
 import signal
@@ -148,8 +149,10 @@ class Heartbeat:
     process's main thread (which stops the loop at the next batch boundary). Each
     beat also records what the process uses (``ResourceMeter``)."""
 
-    def __init__(self, db_path: Path, run_id: int, interval: float = HEARTBEAT_SECONDS) -> None:
-        self.db_path = db_path
+    def __init__(self, store: RunStore | Path, run_id: int, interval: float = HEARTBEAT_SECONDS) -> None:
+        # A RunStore's connection belongs to its thread: the beat opens its own on the
+        # same file. Another store (a cluster worker's relay) is used as it is.
+        self.store = store
         self.run_id = run_id
         self.interval = interval
         self._stop = threading.Event()
@@ -166,7 +169,13 @@ class Heartbeat:
 
     def _beat(self) -> None:
         meter = ResourceMeter(os.getpid())
-        with RunStore(self.db_path) as store:
+        if isinstance(self.store, RunStore):
+            opened = RunStore(self.store.path)
+        elif isinstance(self.store, Path):
+            opened = RunStore(self.store)
+        else:
+            opened = contextlib.nullcontext(self.store)
+        with opened as store:
             while not self._stop.wait(self.interval):
                 store.update_run(self.run_id, heartbeat=utcnow(), resources=json.dumps(meter.read()))
                 if not self._cancel_sent and store.cancel_requested(self.run_id):

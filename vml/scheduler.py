@@ -177,18 +177,34 @@ def start_detached(project: api.Project, sweep: str) -> subprocess.Popen:
         )
 
 
-def main(argv: list[str]) -> int:
-    root, sweep = argv
-    project = api.Project(Path(root))
+def scheduler_for(project: api.Project, sweep: str, say: Callable[[str, str], None]):
+    """The scheduler a recorded sweep asks for: local, or Ray (``vml.ray_backend``)."""
     with RunStore(project.db_path) as store:
         row = store.sweep(sweep)
     if row is None:
-        print(f"scheduler: no sweep {sweep!r}", file=sys.stderr)
-        return 2
+        raise UsageError(f"no sweep {sweep!r}")
+    if row["backend"] == "ray":
+        from vml.ray_backend import RayScheduler
+
+        return RayScheduler(
+            project,
+            sweep,
+            row["parallel"],
+            row["gpus_per_run"] or 0,
+            row["cpus_per_run"] or 1,
+            row["address"],
+            say,
+        )
     chosen = placement(row["parallel"], row["gpus_per_run"] or 0, row["cpus_per_run"])
-    ended = LocalScheduler(
-        project, sweep, chosen, say=lambda name, event: print(f"{name}: {event}", flush=True)
-    ).run()
+    return LocalScheduler(project, sweep, chosen, say)
+
+
+def main(argv: list[str]) -> int:
+    root, sweep = argv
+    scheduler = scheduler_for(
+        api.Project(Path(root)), sweep, lambda name, event: print(f"{name}: {event}", flush=True)
+    )
+    ended = scheduler.run()
     return 0 if all(status == "finished" for status in ended.values()) else 1
 
 

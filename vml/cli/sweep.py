@@ -13,7 +13,7 @@ from vml import api, sweep
 from vml.config import parse_cli_overrides
 from vml.errors import ExitCode, UsageError
 from vml.runsfile import read_runs_file
-from vml.scheduler import LocalScheduler, placement, start_detached
+from vml.scheduler import Placement, placement, scheduler_for, start_detached
 
 PARALLEL = typer.Option(
     None, "--parallel", "-j", help="Runs at once (default: one per GPU set, else CPU cores / --cpus-per-run)."
@@ -41,6 +41,8 @@ def run_queue(
     gpus_per_run: int = 0,
     cpus_per_run: int | None = None,
     needed: bool = False,
+    backend: str = "local",
+    address: str | None = None,
 ) -> None:
     """Queue ``runs`` as one sweep and run it (or hand it to a detached scheduler)."""
     if parallel is not None and parallel < 1:
@@ -49,12 +51,20 @@ def run_queue(
         raise UsageError(f"--cpus-per-run {cpus_per_run}: give each run at least 1 (e.g. --cpus-per-run 2)")
     if gpus_per_run < 0:
         raise UsageError(f"--gpus-per-run {gpus_per_run}: 0 (the CPU) or more")
-    chosen = placement(parallel, gpus_per_run, cpus_per_run)  # refused before anything is recorded
+    if backend == "ray":
+        from vml.ray_backend import require_ray
+
+        require_ray()  # before anything is recorded
+        # Ray places the tasks by their CPU and GPU requests, across the cluster.
+        chosen = Placement(tuple(() for _ in range(parallel or len(runs) or 1)), cpus_per_run or 1)
+    else:
+        chosen = placement(parallel, gpus_per_run, cpus_per_run)  # refused before anything is recorded
     settings = {
         "parallel": chosen.parallel,
         "gpus_per_run": gpus_per_run,
         "cpus_per_run": chosen.cpus_per_run,
-        "backend": "local",
+        "backend": backend,
+        "address": address,
     }
     queued = sweep.queue(project, runs, source, needed, **settings)
     for what, match in queued.skipped:
@@ -82,7 +92,7 @@ def run_queue(
         swept = f" ({queued.flags[name]})" if queued.flags.get(name) and event.startswith("started") else ""
         print(f"[{len(scheduler.ended)}/{count} ended] {name}: {event}{swept}", file=sys.stderr, flush=True)
 
-    scheduler = LocalScheduler(project, queued.sweep, chosen, say=say)
+    scheduler = scheduler_for(project, queued.sweep, say)
     try:
         ended = scheduler.run()
     except KeyboardInterrupt:
@@ -112,11 +122,20 @@ def queue(
     gpus_per_run: int | None = typer.Option(None, "--gpus-per-run", help="GPUs pinned to each run."),
     cpus_per_run: int | None = CPUS_PER_RUN,
     needed: bool = NEEDED,
+    backend: str | None = typer.Option(
+        None, "--backend", help="local (this machine) or ray (a Ray cluster)."
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="The Ray cluster (auto, or ray://HOST:10001); default: a local Ray instance."
+    ),
 ) -> None:
     """Queue many runs, from a runs file or a sweep of hyperparameters, and run them K at a time."""
     project = api.Project()
+    args = list(ctx.args)
+    if runs_file is not None and str(runs_file).startswith("--"):  # a hyperparameter, not a file
+        args, runs_file = [str(runs_file), *args], None
     if runs_file is None:
-        overrides = parse_cli_overrides(ctx.args)
+        overrides = parse_cli_overrides(args)
         planned = [sweep.Planned(run) for run in sweep.expand(project.config, overrides, draws, sweep_seed)]
         settings: dict = {}
         source = " ".join(["ml queue", *sys.argv[2:]])
@@ -129,8 +148,9 @@ def queue(
         planned = [sweep.Planned(e.overrides, e.name, e.tree, e.config) for e in read.entries]
         settings = read.settings
         source = str(runs_file)
-    if settings.get("backend", "local") != "local":
-        raise UsageError(f"backend {settings['backend']!r} is not available yet (use backend: local)")
+    backend = backend or settings.get("backend", "local")
+    if backend not in ("local", "ray"):
+        raise UsageError(f"--backend {backend}: use local or ray")
     run_queue(
         project,
         planned,
@@ -140,4 +160,6 @@ def queue(
         gpus_per_run=gpus_per_run if gpus_per_run is not None else settings.get("gpus_per_run", 0),
         cpus_per_run=cpus_per_run if cpus_per_run is not None else settings.get("cpus_per_run"),
         needed=needed,
+        backend=backend,
+        address=address or settings.get("address"),
     )

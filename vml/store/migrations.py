@@ -87,6 +87,7 @@ def m004_sweeps(db: Database) -> None:
             "gpus_per_run": int,
             "cpus_per_run": int,
             "backend": str,
+            "address": str,
             "pid": int,
             "host": str,
             "pid_started": float,

@@ -103,37 +103,51 @@ def train_run(
         return _execute(run, stderr, resume=None)
 
 
-def start_queued_run(project: ProjectConfig, name: str, stderr: TextIO = sys.stderr) -> RunResult:
+def start_queued_run(
+    project: ProjectConfig,
+    name: str,
+    stderr: TextIO = sys.stderr,
+    store: RunStore | None = None,
+    folder: Path | None = None,
+) -> RunResult:
     """Train run ``name``, recorded as ``queued`` (by ``ml train --detach``, the API or
     the queue), in this process: the worker's side. Whatever goes wrong from here is
-    recorded on the run as ``failed``."""
-    db_path = project.trainings_dir / "vml.db"
-    with RunStore(db_path) as store:
-        row = store.run_by_name(name)
-        if row is None:
-            raise UsageError(f"no queued run named {name!r}")
-        run_id = row["id"]
-        if not store.set_status(run_id, "running", ("queued",), **_process_fields()):
-            raise ConflictError(f"run {name!r} is {row['status']}, not queued")
-        folder = project.trainings_dir / name
-        with Heartbeat(db_path, run_id):
-            try:
-                hparams = row["hyperparameters"]
-                task, monitor = resolve_task(hparams)
-                data = prepare_data(project, hparams["random_seed"], say=_printer(stderr), task=task)
-                device = resolve_device(hparams["device"])
-                model = _build_model(project, hparams, data, task, device)
-            except KeyboardInterrupt:
-                store.set_status(run_id, "cancelled", ("running",), ended_at=utcnow())
-                return RunResult(name, "cancelled", monitor=row["monitor"] or "val_acc")
-            except BaseException as exc:
-                error = exc.message if isinstance(exc, VmlError) else f"{type(exc).__name__}: {exc}"
-                store.set_status(run_id, "failed", ("running",), ended_at=utcnow(), error=error)
-                return RunResult(name, "failed", monitor=row["monitor"] or "val_acc", error=error)
-            store.update_run(run_id, **_run_fields(hparams, data, monitor))
-            _write_config(folder, project, name, hparams, data)
-            run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id)
-            return _execute(run, stderr, resume=None, heartbeat=False)
+    recorded on the run as ``failed``. Records go to the project's store, or to
+    ``store`` (a cluster worker's relay to the driver: see ``vml.ray_backend``), files
+    to the run's folder, or ``folder``."""
+    with contextlib.ExitStack() as stack:
+        if store is None:
+            store = stack.enter_context(RunStore(project.trainings_dir / "vml.db"))
+        return _start_queued(project, name, stderr, store, folder or project.trainings_dir / name)
+
+
+def _start_queued(
+    project: ProjectConfig, name: str, stderr: TextIO, store: RunStore, folder: Path
+) -> RunResult:
+    row = store.run_by_name(name)
+    if row is None:
+        raise UsageError(f"no queued run named {name!r}")
+    run_id = row["id"]
+    if not store.set_status(run_id, "running", ("queued",), **_process_fields()):
+        raise ConflictError(f"run {name!r} is {row['status']}, not queued")
+    with Heartbeat(store, run_id):
+        try:
+            hparams = row["hyperparameters"]
+            task, monitor = resolve_task(hparams)
+            data = prepare_data(project, hparams["random_seed"], say=_printer(stderr), task=task)
+            device = resolve_device(hparams["device"])
+            model = _build_model(project, hparams, data, task, device)
+        except KeyboardInterrupt:
+            store.set_status(run_id, "cancelled", ("running",), ended_at=utcnow())
+            return RunResult(name, "cancelled", monitor=row["monitor"] or "val_acc")
+        except BaseException as exc:
+            error = exc.message if isinstance(exc, VmlError) else f"{type(exc).__name__}: {exc}"
+            store.set_status(run_id, "failed", ("running",), ended_at=utcnow(), error=error)
+            return RunResult(name, "failed", monitor=row["monitor"] or "val_acc", error=error)
+        store.update_run(run_id, **_run_fields(hparams, data, monitor))
+        _write_config(folder, project, name, hparams, data)
+        run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id)
+        return _execute(run, stderr, resume=None, heartbeat=False)
 
 
 def _process_fields() -> dict[str, Any]:
@@ -199,7 +213,7 @@ def _execute(run: _Run, stderr: TextIO, resume: dict[str, Any] | None, heartbeat
     whatever happens."""
     with contextlib.ExitStack() as stack:
         if heartbeat:
-            stack.enter_context(Heartbeat(run.store.path, run.run_id))
+            stack.enter_context(Heartbeat(run.store, run.run_id))
         return _execute_logged(run, stderr, resume)
 
 

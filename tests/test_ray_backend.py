@@ -1,0 +1,78 @@
+"""The Ray backend on a local Ray instance: runs as Ray tasks whose records reach the
+project's store only through the driver, files written in place or copied back, and
+``ml cancel`` reaching a run on Ray."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import torch
+
+from vml import api, sweep
+from vml.ray_backend import RayScheduler
+
+DEADLINE = 180.0
+
+
+def runs(project: Path) -> dict[str, dict]:
+    with sqlite3.connect(project / "trainings" / "vml.db") as db:
+        db.row_factory = sqlite3.Row
+        return {r["name"]: dict(r) for r in db.execute("select * from runs")}
+
+
+def metric_counts(project: Path, run_id: int) -> dict[str, int]:
+    with sqlite3.connect(project / "trainings" / "vml.db") as db:
+        return dict(db.execute("select key, count(*) from metrics where run_id = ? group by key", [run_id]))
+
+
+def test_a_runs_file_on_ray_records_like_a_local_queue(project: Path, ml) -> None:
+    (project / "runs.yaml").write_text(
+        "config:\n  backend: ray\n  cpus-per-run: 1\nruns:\n  ray-a:\n    epochs: 2\n  ray-b:\n    epochs: 2\n    learning-rate: 0.01\n"
+    )
+    result = ml("queue", "runs.yaml", cwd=project, timeout=DEADLINE)
+    assert result.returncode == 0, result.stderr
+    assert "started as a Ray task (1 CPU, 0 GPU)" in result.stderr
+    recorded = runs(project)
+    assert {name: r["status"] for name, r in recorded.items()} == {"ray-a": "finished", "ray-b": "finished"}
+    for name, row in recorded.items():
+        assert row["host"].startswith("ray:") and row["test_acc"] > 0.5
+        assert (row["epoch"], row["step"], row["steps"]) == (2, 23, 23)
+        counts = metric_counts(project, row["id"])
+        assert counts == {"loss": 2, "acc": 2, "val_loss": 2, "val_acc": 2, "step_loss": 46, "lr": 46}
+        folder = project / "trainings" / name
+        assert {"best.pt", "last.pt", "log.txt", "config.yaml"} <= {p.name for p in folder.iterdir()}
+
+
+def test_files_are_copied_back_when_the_worker_has_no_shared_storage(project: Path) -> None:
+    proj = api.Project(project)
+    planned = [sweep.Planned({"epochs": ("--epochs", "1")}, name="far-away")]
+    queued = sweep.queue(proj, planned, "a test", parallel=1, backend="ray", cpus_per_run=1)
+    ended = RayScheduler(proj, queued.sweep, parallel=1, copy_back=True).run()
+    assert ended == {"far-away": "finished"}
+    folder = project / "trainings" / "far-away"
+    checkpoint = torch.load(folder / "best.pt", weights_only=True)
+    assert checkpoint["epoch"] == 1
+    assert "finished: test_acc" in (folder / "log.txt").read_text()
+    assert not list(folder.glob(".*.tmp"))
+
+
+def test_ml_cancel_reaches_a_run_on_ray(project: Path, ml) -> None:
+    started = ml("queue", "--backend", "ray", "--epochs=300,301", "--parallel", "1", "--detach", cwd=project)
+    assert started.returncode == 0, started.stderr
+    sweep_id = started.stdout.strip()
+    end = time.monotonic() + DEADLINE
+    while not any(r["status"] == "running" and r["epoch"] >= 1 for r in runs(project).values()):
+        assert time.monotonic() < end, "timed out waiting for the Ray run to train"
+        time.sleep(0.2)
+    running = next(name for name, r in runs(project).items() if r["status"] == "running")
+    cancelled = ml("cancel", "--sweep", sweep_id, "--timeout", "60", cwd=project, timeout=DEADLINE)
+    assert cancelled.returncode == 0, cancelled.stderr
+    while runs(project)[running]["status"] == "running":
+        assert time.monotonic() < end, "timed out waiting for the Ray run to stop"
+        time.sleep(0.2)
+    statuses = {name: r["status"] for name, r in runs(project).items()}
+    assert statuses[running] == "cancelled"
+    assert set(statuses.values()) == {"cancelled"}
+    assert runs(project)[running]["epoch"] < 300
