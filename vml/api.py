@@ -278,12 +278,17 @@ class Project:
         the model) ends the run as ``failed``."""
         return self.start(hyperparameters, name)
 
-    def start(self, overrides: dict[str, Any] | list[str] | None = None, name: str | None = None) -> Run:
+    def start(
+        self, overrides: dict[str, Any] | list[str] | None = None, name: str | None = None, gpus: int = 1
+    ) -> Run:
         """``train()`` with the overrides as a mapping or command-line words (what
-        ``ml train --detach`` calls)."""
+        ``ml train --detach`` calls); ``gpus`` > 1 trains on that many GPUs (or CPU
+        processes, without CUDA) with DistributedDataParallel."""
+        if gpus < 1:
+            raise UsageError(f"--gpus {gpus}: train on at least 1 (e.g. --gpus 2)")
         hparams = self.resolve(overrides)
         run_name = self.record_queued(self.new_run_name(name), name is None, hparams)
-        return Run(self, run_name, self.spawn_worker(run_name))
+        return Run(self, run_name, self.spawn_worker(run_name, processes=gpus))
 
     def record_queued(
         self,
@@ -311,20 +316,24 @@ class Project:
             )
         return name
 
-    def spawn_worker(self, name: str, env: dict[str, str] | None = None):
+    def spawn_worker(self, name: str, env: dict[str, str] | None = None, processes: int = 1):
         """Start the worker process of queued run ``name`` (``python -m
-        vml.train.worker``) and record it on the run; the ``subprocess.Popen``."""
+        vml.train.worker``; through torchrun with ``processes`` > 1, one per GPU) and
+        record it on the run; the ``subprocess.Popen``."""
         import subprocess
 
         from vml.lifecycle import process_identity
         from vml.store import RunStore
         from vml.store.runs import utcnow
 
+        launcher = [sys.executable, "-m"]
+        if processes > 1:
+            launcher += ["torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", "-m"]
         with (self.trainings_dir / name / WORKER_OUTPUT).open("ab") as output:
             # Its own session: the worker outlives this process and a Ctrl-C in this
             # terminal, and ml cancel can signal its whole process group.
             process = subprocess.Popen(
-                [sys.executable, "-m", "vml.train.worker", str(self.root), name],
+                [*launcher, "vml.train.worker", str(self.root), name],
                 cwd=self.root,
                 stdin=subprocess.DEVNULL,
                 stdout=output,

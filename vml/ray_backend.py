@@ -80,7 +80,9 @@ class Relay:
             self._send("add_metric_points", list(points))
 
     def add_metrics(self, rows: Any) -> None:
-        self.add_metric_points([(r["run_id"], r["key"], r["epoch"], r["step"], r["value"], r["time"]) for r in rows])
+        self.add_metric_points(
+            [(r["run_id"], r["key"], r["epoch"], r["step"], r["value"], r["time"]) for r in rows]
+        )
 
     def add_event(self, run_id: int, kind: str, message: str) -> None:
         self._send("add_event", run_id, kind, message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import typer
 
@@ -11,6 +12,8 @@ from vml.cli import sweep as cli_sweep
 from vml.config import parse_cli_overrides
 from vml.errors import ExitCode, UsageError
 from vml.sweep import Planned, expand, split_axes
+
+FOLLOW_SECONDS = 0.5
 
 
 def train(
@@ -27,6 +30,11 @@ def train(
     gpus_per_run: int = cli_sweep.GPUS_PER_RUN,
     cpus_per_run: int | None = cli_sweep.CPUS_PER_RUN,
     needed: bool = cli_sweep.NEEDED,
+    gpus: int = typer.Option(
+        1,
+        "--gpus",
+        help="Train one run on N GPUs with DistributedDataParallel (torchrun); N CPU processes without CUDA.",
+    ),
 ) -> None:
     """Train the project's model and record the run.
 
@@ -55,12 +63,40 @@ def train(
             needed=needed,
         )
         return
-    if detach:
-        run = project.start(ctx.args, name=name)
-        print(run.name)
-        print(f"training {run.name} in the background: ml logs {run.name} --follow", file=sys.stderr)
+    if detach or gpus != 1:
+        run = project.start(ctx.args, name=name, gpus=gpus)
+        if detach:
+            print(run.name)
+            print(f"training {run.name} in the background: ml logs {run.name} --follow", file=sys.stderr)
+            return
+        follow(run)
         return
     report(project.train_in_process(ctx.args, name=name))
+
+
+def follow(run: api.Run) -> None:
+    """Print a background run's log as it grows until it ends (Ctrl-C cancels it),
+    then how it ended, with the matching exit code."""
+    printed = 0
+    try:
+        while True:
+            ended = run.status() not in api.ACTIVE_STATES
+            lines = run.logs().splitlines()
+            for line in lines[printed:]:
+                print(line, file=sys.stderr, flush=True)
+            printed = len(lines)
+            if ended:
+                break
+            time.sleep(FOLLOW_SECONDS)
+    except KeyboardInterrupt:
+        print(f"{run.name}: {run.cancel()}")
+        sys.exit(int(ExitCode.INTERRUPTED))
+    info = run.info()
+    if info["status"] == "finished":
+        print(f"{run.name}: finished, test_acc {info['test_acc']:.4f}, test_loss {info['test_loss']:.4f}")
+        return
+    print(f"{run.name}: {info['status']}" + (f": {info['error']}" if info["error"] else ""))
+    sys.exit(int(ExitCode.FAILURE if info["status"] == "failed" else ExitCode.INTERRUPTED))
 
 
 def report(result) -> None:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from vml.train.callbacks import Callback
+from vml.train.distributed import agree_to_stop
 
 
 def build_optimizer(
@@ -95,6 +96,10 @@ class Trainer:
     grad_clip: float = 0.0
     mixed_precision: bool = False
     callbacks: Sequence[Callback] = ()
+    # Under torchrun: the DistributedDataParallel wrapper that trains ``model``, and
+    # this process's (rank, world size); each rank trains its share of every batch.
+    parallel: nn.Module | None = None
+    shard: tuple[int, int] = (0, 1)
     epoch: int = 0
     step: int = 0
     global_step: int = 0
@@ -129,6 +134,8 @@ class Trainer:
         # a step, a few percent of a small model's step.
         amp = self.mixed_precision and device_type == "cuda"
         scaler = torch.amp.GradScaler(device_type) if amp else None
+        net = self.parallel or self.model
+        rank, world = self.shard
         while self.epoch < self.epochs and self.stop_reason is None:
             self.model.train()
             order = torch.randperm(len(self.train), generator=self.generator).to(self.train.x.device)
@@ -138,15 +145,17 @@ class Trainer:
             for step in range(1, self.steps_per_epoch + 1):
                 self.step = step
                 index = order[(step - 1) * self.batch_size : step * self.batch_size]
+                if world > 1 and len(index) >= world:
+                    index = index[rank::world]
                 x, y = self.train.x[index], self.train.y[index]
                 self.optimizer.zero_grad(set_to_none=True)
                 if scaler is None:
-                    out = self.model(x)
+                    out = net(x)
                     loss = self.loss_fn(out, y)
                     self._backward_and_step(loss)
                 else:
                     with torch.autocast(device_type):
-                        out = self.model(x)
+                        out = net(x)
                         loss = self.loss_fn(out, y)
                     self._backward_and_step(loss, scaler)
                 self.loss = loss.item()
@@ -156,14 +165,18 @@ class Trainer:
                         "(try a lower --learning-rate, --grad-clip=1, or check the data for extreme values)"
                     )
                     self.stop_reason = "failed"
-                    break
-                size = y.shape[0]
-                total_loss += self.loss * size
-                if self.classification:
-                    correct += (out.argmax(1) == y).sum().item()
-                seen += size
-                self.global_step += 1
-                self._call("on_step_end")
+                else:
+                    size = y.shape[0]
+                    total_loss += self.loss * size
+                    if self.classification:
+                        correct += (out.argmax(1) == y).sum().item()
+                    seen += size
+                    self.global_step += 1
+                    self._call("on_step_end")
+                if world > 1:  # all ranks stop together, or a collective would wait forever
+                    self.stop_reason = agree_to_stop(self.stop_reason)
+                    if self.stop_reason == "failed" and self.failure is None:
+                        self.failure = f"the loss became non-finite in another process at epoch {self.epoch + 1}, step {step}"
                 if self.stop_reason is not None:
                     break
             if self.stop_reason is not None:

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 import yaml
+from torch.nn.parallel import DistributedDataParallel
 
 from vml.atomic import write_text_atomic
 from vml.config import ProjectConfig, Split, resolve_task
@@ -32,6 +33,7 @@ from vml.train.checkpoint import (
     load_checkpoint,
     restore,
 )
+from vml.train.distributed import local_device, world
 from vml.train.early_stopping import EarlyStopping
 from vml.train.loop import Tensors, Trainer, build_optimizer, evaluate, loss_function
 from vml.train.progress import LogLines, ProgressBar
@@ -135,7 +137,7 @@ def _start_queued(
             hparams = row["hyperparameters"]
             task, monitor = resolve_task(hparams)
             data = prepare_data(project, hparams["random_seed"], say=_printer(stderr), task=task)
-            device = resolve_device(hparams["device"])
+            device = local_device(resolve_device(hparams["device"]))
             model = _build_model(project, hparams, data, task, device)
         except KeyboardInterrupt:
             store.set_status(run_id, "cancelled", ("running",), ended_at=utcnow())
@@ -225,7 +227,11 @@ def _execute_logged(run: _Run, stderr: TextIO, resume: dict[str, Any] | None) ->
             log.write(line + "\n")
 
         verb = f"resumed after epoch {resume['epoch']}" if resume else "started"
-        log_line(f"run {run.name}: model {run.project.model.name}, device {run.device}, {verb} {utcnow()}")
+        rank, processes = world()
+        spread = f" x {processes} processes (DistributedDataParallel)" if processes > 1 else ""
+        log_line(
+            f"run {run.name}: model {run.project.model.name}, device {run.device}{spread}, {verb} {utcnow()}"
+        )
         try:
             result = _train(run, stderr, log_line, resume)
         except KeyboardInterrupt:
@@ -311,7 +317,12 @@ def _train(
         progress = [LogLines([log_line, say], [log_line, say], hparams["log_every"])]
         notify = say
     cancel = CancelOnSignal(notify)
+    rank, processes = world()
     trainer = Trainer(
+        parallel=DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if processes > 1
+        else None,
+        shard=(rank, processes),
         model=model,
         optimizer=optimizer,
         train=splits["train"],

@@ -23,7 +23,12 @@ def main(argv: list[str]) -> int:
     with open(os.devnull, "w") as quiet:  # the log has every line already
         try:
             project = load_project(project_root, own if own.is_file() else None)
-            result = start_queued_run(project, name, stderr=quiet)
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun: ml train --gpus N
+                from vml.train.distributed import start_distributed
+
+                result = start_distributed(project, name, quiet)
+            else:
+                result = start_queued_run(project, name, stderr=quiet)
         except VmlError as exc:  # e.g. cancelled while this process started
             print(f"worker: {exc.message}", file=sys.stderr)
             return 1
