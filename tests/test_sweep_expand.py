@@ -60,7 +60,11 @@ def test_the_same_seed_draws_the_same_runs(project: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "draws", "message"),
     [
-        (("--learning-rate=1e-4:1e-1:log",), None, "is a range: add --random N"),
+        (
+            ("--learning-rate=1e-4:1e-1:log",),
+            None,
+            "--learning-rate=1e-4:1e-1:log is a range: add --random N",
+        ),
         (("--learning-rate=0.01,abc",), None, "invalid value --learning-rate=abc"),
         (("--epochs=1,0",), None, "invalid value --epochs=0"),
         (("--learning-rate=0.1:0.01",), 3, "the range is empty"),

@@ -118,6 +118,8 @@ def test_bad_sweeps_record_nothing(project: Path, ml) -> None:
         (("--epochs=1,2", "--parallel", "0"), "--parallel 0: run at least 1"),
         (("--epochs=1,2", "--gpus-per-run", "1"), "--gpus-per-run 1: 0 GPU(s) found"),
         (("--epochs=1,2", "--name", "one"), "--name one names one run"),
+        (("--epochs=1", "--gpus-per-run", "1"), "--gpus-per-run 1: 0 GPU(s) found"),
+        (("--learning-rate=1e-4:1e-1:log",), "--learning-rate=1e-4:1e-1:log is a range"),
     ):
         result = ml("train", *args, cwd=project)
         assert result.returncode == 2, (args, result.stderr)
@@ -207,3 +209,73 @@ def test_needed_skips_what_finished_and_runs_what_is_missing(project: Path, ml) 
     runs = rows(project, sweep_id(again))
     assert len(runs) == 1 and '"learning_rate": 0.03' in runs[0]["hyperparameters"]
     assert runs[0]["status"] == "finished"
+    waited = ml("wait", "--sweep", sweep_id(first), cwd=project)
+    assert waited.returncode == 0 and waited.stdout.count(": finished") == 2
+
+    nothing = ml("train", "--learning-rate=0.01,0.02", "--epochs=1", "--needed", cwd=project)
+    assert nothing.returncode == 0 and "nothing to run" in nothing.stderr
+    with sqlite3.connect(project / "trainings" / "vml.db") as db:
+        assert db.execute("select count(*) from sweeps").fetchone() == (2,)  # none for the empty one
+
+
+def test_a_dead_scheduler_leaves_no_run_queued_forever(project: Path, ml) -> None:
+    result = ml("train", "--epochs=300,301,302", "--parallel", "1", "--detach", cwd=project)
+    assert result.returncode == 0, result.stderr
+    sweep = result.stdout.strip()
+    db = sqlite3.connect(project / "trainings" / "vml.db")
+    scheduler = wait_for(
+        lambda: db.execute("select pid from sweeps where id = ?", [sweep]).fetchone()[0], "the scheduler"
+    )
+    first = wait_for(
+        lambda: rows(project, sweep)[0]["status"] == "running" and rows(project, sweep)[0]["name"], "a run"
+    )
+    os.kill(scheduler, signal.SIGKILL)
+    psutil.wait_procs([psutil.Process(scheduler)] if psutil.pid_exists(scheduler) else [], timeout=30)
+
+    def reaped() -> bool:
+        assert ml("list", "--sweep", sweep, cwd=project).returncode == 0  # a reader notices
+        return [r["status"] for r in rows(project, sweep)][1:] == ["cancelled", "cancelled"]
+
+    wait_for(reaped, "the queued runs to be cancelled by a reader")
+    assert "its queue's scheduler stopped" in rows(project, sweep)[1]["error"]
+    assert "--needed" in rows(project, sweep)[1]["error"]
+    assert rows(project, sweep)[0]["status"] == "running"  # a started run goes on
+    assert ml("cancel", first, cwd=project).returncode == 0
+    db.close()
+
+
+def test_ctrl_c_cancels_a_foreground_sweep(project: Path) -> None:
+    import subprocess
+    import sys
+
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "vml", "train", "--epochs=300,301", "--parallel", "1"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    store = project / "trainings" / "vml.db"
+
+    def training() -> bool:
+        if not store.exists():
+            return False
+        with sqlite3.connect(store, timeout=30) as db:
+            try:
+                return (
+                    db.execute(
+                        "select count(*) from runs where status = 'running' and epoch >= 1"
+                    ).fetchone()[0]
+                    > 0
+                )
+            except sqlite3.OperationalError:  # the schema is not made yet
+                return False
+
+    wait_for(training, "the first run to train")
+    sweep.send_signal(signal.SIGINT)
+    out, err = sweep.communicate(timeout=DEADLINE)
+    assert sweep.returncode == 130, err
+    assert "cancelling its runs (Ctrl-C)" in err and "cancelled" in out
+    with sqlite3.connect(store) as db:
+        statuses = [r[0] for r in db.execute("select status from runs order by id")]
+    assert statuses == ["cancelled", "cancelled"]

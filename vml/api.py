@@ -115,7 +115,7 @@ class Project:
         the way; an ended run whose folder was deleted shows as ``deleted``."""
         if not self.db_path.exists():
             return []
-        from vml.lifecycle import reap
+        from vml.lifecycle import reap, reap_sweeps
         from vml.store import RunStore
 
         states = [status] if isinstance(status, str) else status
@@ -123,6 +123,7 @@ class Project:
         stored = None if states is None or "deleted" in states else states
         with RunStore(self.db_path) as store:
             reap(store, store.runs(ACTIVE_STATES))
+            reap_sweeps(store)
             rows = store.runs(stored, limit)
         for row in rows:
             # A live run keeps its state (it can still be cancelled) even if its folder went.

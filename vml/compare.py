@@ -8,7 +8,7 @@ from typing import Any
 from vml import api
 from vml.errors import UsageError
 
-COMPARED_RESULTS = ("status", "epoch", "best_epoch", "best_metric", "test_acc", "test_loss")
+COMPARED_RESULTS = ("model", "status", "epoch", "best_epoch", "best_metric", "test_acc", "test_loss")
 FINAL_METRICS = ("loss", "acc", "val_loss", "val_acc")
 
 

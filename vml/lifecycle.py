@@ -99,6 +99,24 @@ def reap(store: RunStore, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def reap_sweeps(store: RunStore) -> None:
+    """End the sweeps whose scheduler died (killed, its machine down): their queued
+    runs that no worker took are cancelled, saying how to finish the sweep."""
+    open_sweeps = store.conn.execute(
+        "select * from sweeps where ended_at is null and pid is not null"
+    ).fetchall()
+    for sweep in map(dict, open_sweeps):
+        reason = crash_reason({**sweep, "status": "running"})
+        if reason is None:
+            continue
+        error = f"cancelled: its queue's scheduler stopped ({reason}); re-run the sweep with --needed"
+        for name in store.sweep_names(sweep["id"], "queued"):
+            row = store.run_by_name(name)
+            if row and not row["pid"]:
+                store.set_status(row["id"], "cancelled", ("queued",), ended_at=utcnow(), error=error)
+        store.update_sweep(sweep["id"], ended_at=utcnow())
+
+
 class ResourceMeter:
     """What a process and its children (data loader workers) use: CPU as percent of
     one core since the last reading, resident memory, and, once the process has used

@@ -35,7 +35,7 @@ class LiveRuns:
 
     def refresh(self) -> bool:
         """Read what changed since the last call; True if any run did."""
-        from vml.lifecycle import reap
+        from vml.lifecycle import reap, reap_sweeps
         from vml.store import RunStore
 
         if not self.project.db_path.exists():
@@ -50,6 +50,7 @@ class LiveRuns:
             ]
             fresh = store.runs_by_id(stale)
             reap(store, [row for row in fresh if row["status"] in ACTIVE_STATES])
+            reap_sweeps(store)
         gone = self._rows.keys() - marks.keys()
         for run_id in gone:
             del self._rows[run_id], self._marks[run_id]

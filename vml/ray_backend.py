@@ -23,6 +23,7 @@ from typing import Any
 
 from vml import api
 from vml.errors import UsageError
+from vml.scheduler import ending
 from vml.store import RunStore
 from vml.store.runs import ACTIVE_STATES, utcnow
 
@@ -239,7 +240,7 @@ class RayScheduler:
             )
             row = store.run_by_name(name) or row
         self.ended[name] = row["status"]
-        self.say(name, row["status"] + (f": {row['error']}" if row["error"] else ""))
+        self.say(name, ending(row))
 
 
 class CancelRequests:

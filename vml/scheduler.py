@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vml import api
 from vml.errors import UsageError
@@ -53,12 +54,20 @@ class Placement:
         return len(self.slots)
 
 
-def placement(parallel: int | None, gpus_per_run: int = 0, cpus_per_run: int | None = None) -> Placement:
-    """Slots for ``parallel`` runs (by default: as many as the GPUs allow, else the CPU
-    cores divided by ``cpus_per_run``). ``UsageError`` when the GPUs cannot cover it."""
+def placement(
+    parallel: int | None, gpus_per_run: int | None = None, cpus_per_run: int | None = None
+) -> Placement:
+    """Slots for ``parallel`` runs, each with its GPUs and CPU threads. By default a
+    run gets one GPU when the machine has any (runs beyond the GPUs share them round
+    robin) and none otherwise, and there are as many slots as GPU sets, else CPU
+    cores / ``cpus_per_run``. ``UsageError`` when GPUs asked for are not there."""
     cores = os.cpu_count() or 1
+    gpus = gpu_ids()
+    if gpus_per_run is None and gpus:
+        parallel = parallel or len(gpus)
+        slots = tuple((gpus[i % len(gpus)],) for i in range(parallel))
+        return Placement(slots, cpus_per_run or max(cores // parallel, 1))
     if gpus_per_run:
-        gpus = gpu_ids()
         fits = len(gpus) // gpus_per_run
         if fits == 0:
             raise UsageError(
@@ -146,13 +155,15 @@ class LocalScheduler:
                     store.add_event(row["id"], "crashed", reason)
                 row = store.run_by_name(name) or row
             self.ended[name] = row["status"]
-            self.say(name, _ending(row))
+            self.say(name, ending(row))
 
 
-def _ending(row: dict[str, object]) -> str:
+def ending(row: dict[str, Any]) -> str:
+    """How a run ended, in a few words: ``finished, test_acc 0.9722``, ``crashed: why``."""
     if row["status"] == "finished" and row["test_acc"] is not None:
         return f"finished, test_acc {row['test_acc']:.4f}"
-    return f"{row['status']}: {row['error']}" if row["error"] else str(row["status"])
+    error = str(row["error"] or "").removeprefix(f"{row['status']}: ")
+    return f"{row['status']}: {error}" if error else str(row["status"])
 
 
 def _identity() -> dict[str, object]:
@@ -195,7 +206,7 @@ def scheduler_for(project: api.Project, sweep: str, say: Callable[[str, str], No
             row["address"],
             say,
         )
-    chosen = placement(row["parallel"], row["gpus_per_run"] or 0, row["cpus_per_run"])
+    chosen = placement(row["parallel"], row["gpus_per_run"], row["cpus_per_run"])
     return LocalScheduler(project, sweep, chosen, say)
 
 

@@ -32,6 +32,7 @@ class Axis:
 
     key: str
     flag: str
+    text: str  # as typed
     values: tuple[str, ...] = ()
     low: float | None = None
     high: float | None = None
@@ -88,14 +89,14 @@ def _axis(key: str, flag: str, raw: str, param: HyperParam) -> Axis | None:
             raise UsageError(f"{flag}={raw}: the range is empty (LOW must be below HIGH)")
         if scale == "log" and low <= 0:
             raise UsageError(f"{flag}={raw}: a log range needs LOW > 0 (e.g. {flag}=1e-4:1e-1:log)")
-        return Axis(key, flag, low=low, high=high, log=scale == "log", integer=param.type is int)
+        return Axis(key, flag, raw, low=low, high=high, log=scale == "log", integer=param.type is int)
     if "," in raw:
         values = tuple(v.strip() for v in raw.split(","))
         if any(not v for v in values):
             raise UsageError(f"{flag}={raw} has an empty value (list values like {flag}=0.001,0.01)")
         if len(set(values)) != len(values):
             raise UsageError(f"{flag}={raw} lists a value twice (keep one)")
-        return Axis(key, flag, values=values)
+        return Axis(key, flag, raw, values=values)
     return None
 
 
@@ -110,7 +111,7 @@ def expand(
         if ranges:
             a = ranges[0]
             raise UsageError(
-                f"{a.flag}={a.low:g}:{a.high:g} is a range: add --random N to draw N runs from it"
+                f"{a.flag}={a.text} is a range: add --random N to draw N runs from it"
                 f" (or list values, e.g. {a.flag}={a.low:g},{a.high:g})"
             )
         combos = itertools.product(*(a.values for a in axes)) if axes else [()]
@@ -140,10 +141,10 @@ def describe(overrides: Overrides) -> str:
 class Queued:
     """A sweep just recorded: its id, the runs queued and those skipped as done."""
 
-    sweep: str
+    sweep: str | None  # None when every run was skipped
     names: list[str]
     skipped: list[tuple[str, str]]  # (what the run would have been, the finished run it matches)
-    flags: dict[str, str]  # run name -> its swept values as flags
+    flags: dict[str, str]  # run name -> its overrides as flags
 
 
 def new_sweep_id() -> str:
@@ -172,19 +173,23 @@ def queue(
     from vml.store import RunStore
 
     done = _finished_by_key(project) if needed else {}
-    sweep = new_sweep_id()
-    queued, skipped, flags = [], [], {}
-    with RunStore(project.db_path) as store:
-        store.create_sweep(sweep, source, **settings)
-    taken = project.taken_names()
+    todo, skipped = [], []
     for run in runs:
         config = run.config or project.config
         hparams = resolve_hyperparameters(config, run.overrides)
-        if needed:
-            match = done.get(_key(hparams, _fingerprint(config, hparams)))
-            if match:
-                skipped.append((run.name or describe(run.overrides) or "(defaults)", match))
-                continue
+        match = done.get(_key(hparams, _fingerprint(config, hparams))) if needed else None
+        if match:
+            skipped.append((run.name or describe(run.overrides) or "(defaults)", match))
+        else:
+            todo.append((run, config, hparams))
+    if not todo:
+        return Queued(None, [], skipped, {})
+    sweep = new_sweep_id()
+    queued, flags = [], {}
+    with RunStore(project.db_path) as store:
+        store.create_sweep(sweep, source, **settings)
+    taken = project.taken_names()
+    for run, config, hparams in todo:
         chosen = _free(validate_name(run.name), taken) if run.name else generate_name(taken)
         chosen = project.record_queued(
             chosen, run.name is None, hparams, model=config.model.name, sweep=sweep

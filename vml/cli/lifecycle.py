@@ -9,19 +9,30 @@ import typer
 from vml import api, sweep
 from vml.cli import render
 from vml.columns import local_time
-from vml.errors import ExitCode, UsageError
+from vml.errors import ExitCode, NotFoundError, UsageError
 
 RUNS = typer.Argument(..., help="Runs: names, @name, unique prefixes, or @last.")
 
 
 def wait(
-    runs: list[str] = RUNS,
+    runs: list[str] = typer.Argument(None, help="Runs: names, @name, unique prefixes, or @last."),
     timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 1)."),
     poll: float = typer.Option(1.0, "--poll", help="Seconds between checks."),
+    sweep_id: str | None = typer.Option(None, "--sweep", help="Wait for every run of this sweep."),
 ) -> None:
     """Block until the runs end; exit 0 if all finished, 1 otherwise."""
+    if not runs and sweep_id is None:
+        raise UsageError("name the runs to wait for (e.g. ml wait @last) or a sweep (--sweep ID)")
     project = api.Project()
-    handles = [project.run(ref) for ref in runs]
+    refs = list(runs or ())
+    if sweep_id is not None:
+        names = [r["instance"] for r in project.list_runs(where=f"sweep={sweep_id}")]
+        if not names:
+            raise NotFoundError(
+                f"no runs in sweep {sweep_id!r} (ml list --columns instance,sweep shows the sweeps)"
+            )
+        refs += [f"@{name}" for name in reversed(names)]  # in the order they were queued
+    handles = [project.run(ref) for ref in refs]
     ok = True
     for handle in handles:
         try:

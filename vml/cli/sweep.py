@@ -18,7 +18,11 @@ from vml.scheduler import Placement, placement, scheduler_for, start_detached
 PARALLEL = typer.Option(
     None, "--parallel", "-j", help="Runs at once (default: one per GPU set, else CPU cores / --cpus-per-run)."
 )
-GPUS_PER_RUN = typer.Option(0, "--gpus-per-run", help="GPUs pinned to each run (CUDA_VISIBLE_DEVICES).")
+GPUS_PER_RUN = typer.Option(
+    None,
+    "--gpus-per-run",
+    help="GPUs pinned to each run (CUDA_VISIBLE_DEVICES; default 1 when there are GPUs, 0 means the CPU).",
+)
 CPUS_PER_RUN = typer.Option(
     None, "--cpus-per-run", help="CPU threads of each run (default: cores / parallel)."
 )
@@ -38,7 +42,7 @@ def run_queue(
     *,
     detach: bool = False,
     parallel: int | None = None,
-    gpus_per_run: int = 0,
+    gpus_per_run: int | None = None,
     cpus_per_run: int | None = None,
     needed: bool = False,
     backend: str = "local",
@@ -49,7 +53,7 @@ def run_queue(
         raise UsageError(f"--parallel {parallel}: run at least 1 at a time (e.g. --parallel 2)")
     if cpus_per_run is not None and cpus_per_run < 1:
         raise UsageError(f"--cpus-per-run {cpus_per_run}: give each run at least 1 (e.g. --cpus-per-run 2)")
-    if gpus_per_run < 0:
+    if gpus_per_run is not None and gpus_per_run < 0:
         raise UsageError(f"--gpus-per-run {gpus_per_run}: 0 (the CPU) or more")
     if backend == "ray":
         from vml.ray_backend import require_ray
@@ -70,9 +74,8 @@ def run_queue(
     for what, match in queued.skipped:
         print(f"skipped {what}: the same as finished run {match} (--needed)", file=sys.stderr)
     count = len(queued.names)
-    if not count:
-        print(f"sweep {queued.sweep}: nothing to run", file=sys.stderr)
-        print(queued.sweep)
+    if queued.sweep is None:
+        print("nothing to run: each run matches a finished one", file=sys.stderr)
         return
     print(
         f"sweep {queued.sweep}: {count} run(s) queued, {chosen.parallel} at a time"
@@ -98,7 +101,9 @@ def run_queue(
     except KeyboardInterrupt:
         print(f"sweep {queued.sweep}: cancelling its runs (Ctrl-C)", file=sys.stderr)
         sweep.cancel(project, queued.sweep)
-        ended = scheduler.run()  # waits for the workers to stop
+        scheduler.run()  # waits for the workers to stop
+        print(f"sweep {queued.sweep}: cancelled; ml list --sweep {queued.sweep} shows how far it got")
+        sys.exit(int(ExitCode.INTERRUPTED))
     finished = sum(status == "finished" for status in ended.values())
     print(
         f"sweep {queued.sweep}: {finished} of {count} finished; ml list --sweep {queued.sweep} compares them"
@@ -119,7 +124,7 @@ def queue(
     draws: int | None = RANDOM,
     sweep_seed: int | None = SWEEP_SEED,
     parallel: int | None = PARALLEL,
-    gpus_per_run: int | None = typer.Option(None, "--gpus-per-run", help="GPUs pinned to each run."),
+    gpus_per_run: int | None = GPUS_PER_RUN,
     cpus_per_run: int | None = CPUS_PER_RUN,
     needed: bool = NEEDED,
     backend: str | None = typer.Option(
@@ -157,7 +162,7 @@ def queue(
         source,
         detach=detach,
         parallel=parallel if parallel is not None else settings.get("parallel"),
-        gpus_per_run=gpus_per_run if gpus_per_run is not None else settings.get("gpus_per_run", 0),
+        gpus_per_run=gpus_per_run if gpus_per_run is not None else settings.get("gpus_per_run"),
         cpus_per_run=cpus_per_run if cpus_per_run is not None else settings.get("cpus_per_run"),
         needed=needed,
         backend=backend,

@@ -27,7 +27,7 @@ def train(
     draws: int | None = cli_sweep.RANDOM,
     sweep_seed: int | None = cli_sweep.SWEEP_SEED,
     parallel: int | None = cli_sweep.PARALLEL,
-    gpus_per_run: int = cli_sweep.GPUS_PER_RUN,
+    gpus_per_run: int | None = cli_sweep.GPUS_PER_RUN,
     cpus_per_run: int | None = cli_sweep.CPUS_PER_RUN,
     needed: bool = cli_sweep.NEEDED,
     gpus: int = typer.Option(
@@ -46,7 +46,8 @@ def train(
     project = api.Project()
     overrides = parse_cli_overrides(ctx.args)
     swept = bool(split_axes(project.config, overrides)[1])
-    if swept or draws is not None or parallel is not None or needed:
+    queue_options = (draws, parallel, gpus_per_run, cpus_per_run)
+    if swept or needed or any(option is not None for option in queue_options):
         runs = expand(project.config, overrides, draws, sweep_seed)
         if name is not None:
             raise UsageError(
