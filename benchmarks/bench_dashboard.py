@@ -83,8 +83,9 @@ TERMINAL = Console(
 
 def add_running(root: Path, count: int = RUNNING) -> list[int]:
     """``count`` runs that say ``running`` for this process (pid, host and start time of
-    the benchmark itself, so no reader marks them crashed), newer than every finished
-    run, part way through their epochs so progress and ETA show."""
+    the benchmark's parent process, alive throughout, so no reader marks them crashed),
+    newer than every finished run, part way through their epochs so progress and ETA
+    show."""
     project = api.Project(root)
     base = project.resolve()
     identity = process_identity(os.getpid())
@@ -375,6 +376,9 @@ def cycles(shows: list[Show], end: float) -> list[dict[str, Any]]:
             return sum(s for t, s in spans if start <= t < stop)
 
         paint = within(PROBE.paints)
+        work = [(show.start, show.start + show.seconds)]
+        work += [(t, t + s) for t, s in PROBE.paints if show.start <= t < stop]
+        gc_in_work = sum(s for t, s, _ in PROBE.collections if any(a <= t < b for a, b in work))
         out.append(
             {
                 "show_s": show.seconds,
@@ -385,6 +389,7 @@ def cycles(shows: list[Show], end: float) -> list[dict[str, Any]]:
                 "work_s": show.seconds + paint,
                 "ui_cpu_s": after.ui_cpu - show.ui_cpu if after else None,
                 "gc_s": gc_within(show.start, stop),
+                "gc_in_work_s": gc_in_work,
             }
         )
     return out
@@ -433,12 +438,15 @@ async def steady(
         await until(lambda: len(PROBE.shows) > begin, "the first timed refresh", DEADLINE + WARM_CYCLES)
         if profiler:
             profiler.enable()
+        table = runs_screen(app).table
+        newest = list(table.rows[:RUNNING])
         await until(lambda: len(PROBE.shows) > begin + n_cycles, "the refreshes", DEADLINE + n_cycles)
         timed = PROBE.shows[begin : begin + n_cycles]
         refresh_cycles = cycles(timed, PROBE.shows[begin + n_cycles].start)
         check_running(app, total)
+        if table.rows[:RUNNING] == newest:
+            raise RuntimeError(f"the running runs did not move during the refreshes: {newest}")
 
-        table = runs_screen(app).table
         keys = []
         keys_start, shows_before_keys = time.perf_counter(), len(PROBE.shows)
         for key in ["down"] * presses + ["up"] * presses + ["down"] * presses + ["up"] * presses:
@@ -582,7 +590,9 @@ def summary(side: dict[str, Any]) -> dict[str, float]:
         "process_first_screen_s": statistics.median(f["first_frame_wall"] - f["popen_wall"] for f in firsts),
         "all_runs_s": statistics.median(f["all_runs_s"] for f in firsts),
         "work_median_s": statistics.median(work),
+        "work_p90_s": p90(work),
         "work_max_s": max(work),
+        "work_max_gc_s": max(side["cycles"], key=lambda c: c["work_s"])["gc_in_work_s"],
         "show_median_s": statistics.median(c["show_s"] for c in side["cycles"]),
         "paint_median_s": statistics.median(c["paint_s"] for c in side["cycles"]),
         "render_line_median_s": statistics.median(c["render_line_s"] for c in side["cycles"]),
@@ -593,6 +603,7 @@ def summary(side: dict[str, Any]) -> dict[str, float]:
         "key_median_s": statistics.median(keys),
         "key_p90_s": p90(keys),
         "key_max_s": max(keys),
+        "key_max_gc_s": max(side["keys"], key=lambda k: k["key_to_screen_s"])["gc_s"],
         "press_returned_median_s": statistics.median(k["press_returned_s"] for k in side["keys"]),
     }
 
@@ -637,14 +648,15 @@ def lines_for(sides: dict[int, dict[str, Any]], runs: int, imports: dict[str, fl
         },
     )
     refresh = Line(
-        name=f"UI-thread work per refresh (median), {label}",
+        name=f"UI-thread work per refresh (p90), {label}",
         target=f"< {REFRESH_TARGET_S * 1e3:.0f} ms",
         measured=(
-            f"{ms(big['work_median_s'])} (max {ms(big['work_max_s'])}; {versus('work_median_s')}; "
+            f"{ms(big['work_p90_s'])} (median {ms(big['work_median_s'])}, max {ms(big['work_max_s'])} "
+            f"with {ms(big['work_max_gc_s'])} of gc; median {versus('work_median_s')}; "
             f"_show {ms(big['show_median_s'])} + paint {ms(big['paint_median_s'])}, of which table lines "
             f"{ms(big['render_line_median_s'])}, escape codes {ms(big['segments_median_s'])})"
         ),
-        passed=big["work_max_s"] < REFRESH_TARGET_S,
+        passed=big["work_p90_s"] < REFRESH_TARGET_S,
         values={
             "ratio": big["work_median_s"] / base["work_median_s"],
             "summary": big,
@@ -657,7 +669,8 @@ def lines_for(sides: dict[int, dict[str, Any]], runs: int, imports: dict[str, fl
         name=f"keystroke to screen (p90), {label}",
         target=f"< {KEY_TARGET_S * 1e3:.0f} ms",
         measured=(
-            f"{ms(big['key_p90_s'])} (median {ms(big['key_median_s'])}, max {ms(big['key_max_s'])}; "
+            f"{ms(big['key_p90_s'])} (median {ms(big['key_median_s'])}, max {ms(big['key_max_s'])} "
+            f"with {ms(big['key_max_gc_s'])} of gc; "
             f"{big['key_p90_s'] / base['key_p90_s']:.2f}x; {BASELINE_RUNS} runs {ms(base['key_p90_s'])}; "
             f"{len(sides[runs]['keys'])} keys, {sides[runs]['refreshes_during_keys']} refreshes meanwhile)"
         ),
