@@ -106,3 +106,23 @@ def test_a_missing_or_malformed_runs_file_is_one_line(project: Path, ml) -> None
     (project / "broken.yaml").write_text("runs:\n  a: [\n")
     broken = ml("queue", "broken.yaml", cwd=project)
     assert broken.returncode == 2 and "YAML syntax error" in broken.stderr
+
+
+def test_a_run_with_its_own_project_file_resumes_with_it(project: Path, ml) -> None:
+    import time
+
+    (project / "runs.yaml").write_text("runs:\n  lin:\n    model: linear\n    epochs: 100\n")
+    started = ml("queue", "runs.yaml", "--detach", cwd=project)
+    assert started.returncode == 0, started.stderr
+    end = time.monotonic() + 120
+    while not (
+        runs_by_name(project).get("lin", {}).get("status") == "running"
+        and runs_by_name(project)["lin"]["epoch"] >= 1
+    ):
+        assert time.monotonic() < end, "timed out waiting for the run to train"
+        time.sleep(0.1)
+    assert ml("cancel", "lin", cwd=project).returncode == 0
+    resumed = ml("resume", "lin", cwd=project)  # vergeml.yaml names mlp; the run's own file names linear
+    assert resumed.returncode == 0, resumed.stderr
+    run = runs_by_name(project)["lin"]
+    assert (run["status"], run["model"], run["epoch"]) == ("finished", "linear", 100)

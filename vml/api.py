@@ -431,7 +431,7 @@ class Project:
         hparams = run["hyperparameters"]
         try:
             return prepare_data(
-                self.config,
+                self.config_of(run["name"]),
                 hparams["random_seed"],
                 say=lambda line: print(line, file=stderr),
                 task=resolve_task(hparams)[0],
@@ -449,15 +449,22 @@ class Project:
         run = self.find_run(ref)
         if run["status"] == "finished":
             raise UsageError(f"run {run['name']!r} already finished (start a new one with ml train)")
-        if run["model"] != self.config.model.name:
+        config = self.config_of(run["name"])
+        if run["model"] != config.model.name:
             raise UsageError(
-                f"run {run['name']!r} trained model {run['model']!r} but vergeml.yaml now names "
-                f"{self.config.model.name!r} (put it back to resume)"
+                f"run {run['name']!r} trained model {run['model']!r} but {config.file.name} now names "
+                f"{config.model.name!r} (put it back to resume)"
             )
         data = self._prepare_for(run, stderr, "resume")
         from vml.train.runner import resume_run
 
-        return resume_run(self.config, run, data, stderr=stderr)
+        return resume_run(config, run, data, stderr=stderr)
+
+    def config_of(self, name: str) -> ProjectConfig:
+        """The project settings run ``name`` trained with: its own project file (a
+        runs-file entry's, kept in its folder) or the project's."""
+        own = self.trainings_dir / name / RUN_PROJECT_FILE
+        return load_project(self.root, own) if own.is_file() else self.config
 
     def test(self, ref: str, stderr: TextIO = sys.stderr) -> dict[str, Any]:
         """Evaluate a run's best checkpoint on its test split again."""
