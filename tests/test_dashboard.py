@@ -53,12 +53,12 @@ async def open_run(pilot, app: Dashboard, name: str) -> RunScreen:
 
 @pytest.fixture
 def long_run(project: Path):
-    """Start a detached run long enough to watch (300 epochs): ``long_run(name)``.
+    """Start a detached run long enough to watch (100,000 epochs): ``long_run(name)``.
     Runs still live when the test ends are cancelled."""
     started: list = []
 
     def start(name: str):
-        started.append(api.Project(project).train(epochs=300, name=name))
+        started.append(api.Project(project).train(epochs=100_000, name=name))
         return started[-1]
 
     yield start
@@ -91,6 +91,7 @@ def test_the_table_fills_and_the_filter_narrows_it(project: Path) -> None:
         app = Dashboard(api.Project(project))
         async with app.run_test(size=(120, 30)) as pilot:
             await until(pilot, lambda: len(table_rows(app)) == 2, "both runs")
+            assert "demo · 2 runs · 0 running" in app.screen.sub_title
             rows = table_rows(app)
             assert rows["good-one"]["status"] == "finished" and rows["good-one"]["progress"].endswith(
                 "100.0%"

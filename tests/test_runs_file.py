@@ -111,7 +111,7 @@ def test_a_missing_or_malformed_runs_file_is_one_line(project: Path, ml) -> None
 def test_a_run_with_its_own_project_file_resumes_with_it(project: Path, ml) -> None:
     import time
 
-    (project / "runs.yaml").write_text("runs:\n  lin:\n    model: linear\n    epochs: 100\n")
+    (project / "runs.yaml").write_text("runs:\n  lin:\n    model: linear\n    epochs: 600\n")
     started = ml("queue", "runs.yaml", "--detach", cwd=project)
     assert started.returncode == 0, started.stderr
     end = time.monotonic() + 120
@@ -125,4 +125,4 @@ def test_a_run_with_its_own_project_file_resumes_with_it(project: Path, ml) -> N
     resumed = ml("resume", "lin", cwd=project)  # vergeml.yaml names mlp; the run's own file names linear
     assert resumed.returncode == 0, resumed.stderr
     run = runs_by_name(project)["lin"]
-    assert (run["status"], run["model"], run["epoch"]) == ("finished", "linear", 100)
+    assert (run["status"], run["model"], run["epoch"]) == ("finished", "linear", 600)

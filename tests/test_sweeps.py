@@ -136,7 +136,13 @@ def test_each_worker_gets_its_own_gpus_and_threads(project: Path, ml, monkeypatc
     # Two GPUs as far as the scheduler can tell (on the CPU the runs still train there).
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     result = ml(
-        "train", "--epochs=300", "--learning-rate=0.01,0.02", "--gpus-per-run", "1", "--detach", cwd=project
+        "train",
+        "--epochs=100000",
+        "--learning-rate=0.01,0.02",
+        "--gpus-per-run",
+        "1",
+        "--detach",
+        cwd=project,
     )
     assert result.returncode == 0, result.stderr
     sweep = result.stdout.strip()
@@ -161,7 +167,13 @@ def test_a_cancelled_queued_run_leaves_the_queue_and_cancelling_the_sweep_stops_
     project: Path, ml
 ) -> None:
     result = ml(
-        "train", "--epochs=300", "--learning-rate=0.01,0.02,0.03", "--parallel", "1", "--detach", cwd=project
+        "train",
+        "--epochs=100000",
+        "--learning-rate=0.01,0.02,0.03",
+        "--parallel",
+        "1",
+        "--detach",
+        cwd=project,
     )
     assert result.returncode == 0, result.stderr
     sweep = result.stdout.strip()
@@ -184,7 +196,7 @@ def test_a_cancelled_queued_run_leaves_the_queue_and_cancelling_the_sweep_stops_
 
 
 def test_a_killed_worker_does_not_stop_the_queue(project: Path, ml) -> None:
-    result = ml("train", "--epochs=300,2", "--parallel", "1", "--detach", cwd=project)
+    result = ml("train", "--epochs=100000,2", "--parallel", "1", "--detach", cwd=project)
     assert result.returncode == 0, result.stderr
     sweep = result.stdout.strip()
     pid = wait_for(
@@ -219,7 +231,7 @@ def test_needed_skips_what_finished_and_runs_what_is_missing(project: Path, ml) 
 
 
 def test_a_dead_scheduler_leaves_no_run_queued_forever(project: Path, ml) -> None:
-    result = ml("train", "--epochs=300,301,302", "--parallel", "1", "--detach", cwd=project)
+    result = ml("train", "--epochs=100000,100001,100002", "--parallel", "1", "--detach", cwd=project)
     assert result.returncode == 0, result.stderr
     sweep = result.stdout.strip()
     db = sqlite3.connect(project / "trainings" / "vml.db")
@@ -249,7 +261,7 @@ def test_ctrl_c_cancels_a_foreground_sweep(project: Path) -> None:
     import sys
 
     sweep = subprocess.Popen(
-        [sys.executable, "-m", "vml", "train", "--epochs=300,301", "--parallel", "1"],
+        [sys.executable, "-m", "vml", "train", "--epochs=100000,100001", "--parallel", "1"],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

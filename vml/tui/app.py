@@ -142,6 +142,7 @@ class RunsScreen(Screen):
         self._cells: dict[str, tuple[dict[str, Any], bool, list[str]]] = {}
         self._reading = threading.Lock()  # one refresh at a time, however slow the disk
         self._frozen = False
+        self._first_count = 0
         self._measured: tuple[list[str], list[int]] = ([], [])  # the keys shown, their column widths
 
     def compose(self) -> ComposeResult:
@@ -179,6 +180,7 @@ class RunsScreen(Screen):
                 if not self.live.runs and not self.where and self.sort_index < 0:
                     # Reading 10,000 runs takes a while: the newest screenful comes first.
                     newest = self.project.list_runs(limit=FIRST_ROWS)
+                    self._first_count = self.project.count_records()
                     rows = [self._row(run)[0] for run in newest]
                     self.app.call_from_thread(self._show, newest, rows, column_widths(self.labels, rows))
                 self.live.refresh()
@@ -248,9 +250,12 @@ class RunsScreen(Screen):
             )
 
     def _title(self) -> None:
-        running = sum(1 for r in self.live.runs if r["status"] == "running")
-        queued = sum(1 for r in self.live.runs if r["status"] == "queued")
-        parts = [self.project.root.name, f"{len(self.live.runs)} runs", f"{running} running"]
+        # Until every run is read, the newest screenful and the stored count stand in.
+        runs = self.live.runs or self.runs
+        total = len(self.live.runs) if self.live.runs else self._first_count
+        running = sum(1 for r in runs if r["status"] == "running")
+        queued = sum(1 for r in runs if r["status"] == "queued")
+        parts = [self.project.root.name, f"{total} runs", f"{running} running"]
         if queued:
             parts.append(f"{queued} queued")
         if self.where:
