@@ -266,6 +266,8 @@ def test_ctrl_c_cancels_a_foreground_sweep(project: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a test run in the background would pass SIGINT on ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     store = project / "trainings" / "vml.db"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -212,6 +213,7 @@ def scheduler_for(project: api.Project, sweep: str, say: Callable[[str, str], No
 
 def main(argv: list[str]) -> int:
     root, sweep = argv
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # not inherited ignored (see the worker)
     scheduler = scheduler_for(
         api.Project(Path(root)), sweep, lambda name, event: print(f"{name}: {event}", flush=True)
     )

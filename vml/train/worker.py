@@ -8,6 +8,7 @@ goes to worker.txt beside it.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from vml.train.runner import start_queued_run
 
 def main(argv: list[str]) -> int:
     project_root, name = argv
+    # A process started from a background job inherits SIGINT ignored; ml cancel
+    # stops a worker with SIGINT, so it must always raise KeyboardInterrupt here.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     own = Path(project_root) / "trainings" / name / RUN_PROJECT_FILE
     with open(os.devnull, "w") as quiet:  # the log has every line already
         try:
