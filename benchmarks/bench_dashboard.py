@@ -33,17 +33,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from report import Line, finish
+from report import Line, finish, versions
 from rich.console import Console
 from textual._compositor import CompositorUpdate
 
 import vml
 from vml import api
-from vml.lifecycle import process_identity
+from vml.liveness import process_identity
 from vml.live import LiveRuns
 from vml.names import generate_name
 from vml.store import RunStore
@@ -134,9 +133,8 @@ class Mover(threading.Thread):
         try:
             state = {}
             for store, ids in stores:
-                for run_id in ids:
-                    row = store.run_by_id(run_id)
-                    state[store, run_id] = [row["epoch"], row["step"]]
+                for row in store.runs_by_id(ids):
+                    state[store, row["id"]] = [row["epoch"], row["step"]]
             while not self.stop.wait(UPDATE_SECONDS):
                 for store, ids in stores:
                     for run_id in ids:
@@ -775,7 +773,7 @@ def main(argv: list[str] | None = None) -> int:
         lines[0].values["setup"] = setup | {"mover_ticks": mover.ticks}
     elapsed = time.perf_counter() - started
 
-    machine = {name: version(name) for name in ("textual", "rich")} | {"vml": vml.__version__}
+    machine = versions("textual", "rich") | {"vml": vml.__version__}
     run_args = {"runs": args.runs, "profile": args.profile, "size": SIZE}
     return finish(lines, elapsed, args.json, machine, run_args)
 

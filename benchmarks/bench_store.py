@@ -32,15 +32,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from report import Line, finish
+from report import Line, finish, versions
 
 import vml
 from vml.api import Project, create_project
-from vml.lifecycle import process_identity
+from vml.liveness import process_identity
 from vml.names import generate_name
 from vml.store import RunStore
 from vml.store.runs import METRIC_INSERT
@@ -375,8 +374,8 @@ warm = min(call() for _ in range(3))
 
 from vml import api
 from vml.cli import render
-from vml.columns import cell
-from vml.lifecycle import reap
+from vml.views import cell, public_run
+from vml.liveness import reap
 from vml.store import RunStore
 from vml.store.runs import _decode
 
@@ -397,11 +396,11 @@ phases["sqlite3 fetchall of the runs (plain tuples)"], _ = best(lambda: cursor.e
 texts = [t for (t,) in cursor.execute("select hyperparameters from runs")]
 phases["json.loads of the hyperparameters"], _ = best(lambda: [json.loads(t) for t in texts])
 phases["RunStore.runs() (query, rows to dicts, json.loads)"], rows = best(store.runs)
-phases["lifecycle.reap (no run active)"], _ = best(lambda: reap(store, rows))
+phases["liveness.reap (no run active)"], _ = best(lambda: reap(store, rows))
 store.close()
 is_dir = lambda: [(project.trainings_dir / r["name"]).is_dir() for r in rows]
 phases["is_dir() of each run folder, as records() does"], _ = best(is_dir)
-phases["public_run() of each run"], public = best(lambda: [api.public_run(r) for r in rows])
+phases["public_run() of each run"], public = best(lambda: [public_run(r) for r in rows])
 phases["Project.list_runs() (records + public_run)"], runs = best(lambda: project.list_runs())
 fresh = lambda: api.Project().list_columns()
 phases["Project().list_columns() (loads vergeml.yaml)"], columns = best(fresh)
@@ -885,7 +884,7 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = {
         "sqlite": sqlite3.sqlite_version,
-        **{name: version(name) for name in ("sqlite-utils", "typer", "rich", "pydantic", "numpy")},
+        **versions("sqlite-utils", "typer", "rich", "pydantic", "numpy"),
         "vml": vml.__version__,
     }
     run_args = {

@@ -80,3 +80,17 @@ def finish(
     print(f"\n{elapsed:.0f} s in all")
     write_report(path, lines, elapsed, machine, args)
     return 0 if all(line.passed is not False for line in lines) else 1
+
+
+def versions(*packages: str) -> dict[str, str]:
+    """The installed version of each package, or ``not installed`` (pydantic, say,
+    is not part of the README's setup)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in packages:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found

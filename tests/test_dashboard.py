@@ -383,12 +383,12 @@ def test_a_run_deleted_elsewhere_leaves_its_screen_and_the_table(project: Path) 
 
 
 def test_a_sweeps_runs_show_their_sweep_and_filter_by_it(project: Path) -> None:
-    from vml import sweep
+    from vml.launch import sweep
 
     train_here(project, "--epochs=1", name="alone")
     planned = [sweep.Planned({"learning_rate": ("--learning-rate", rate)}) for rate in ("0.01", "0.02")]
-    queued = sweep.queue(api.Project(project), planned, "a test", parallel=1, backend="local")
-    sweep.cancel(api.Project(project), queued.sweep)  # queued, never started: no worker needed
+    queued = api.Project(project).queue(planned, "a test", parallel=1, backend="local")
+    api.Project(project).cancel_sweep(queued.sweep)  # queued, never started: no worker needed
 
     async def scenario() -> None:
         app = Dashboard(api.Project(project))

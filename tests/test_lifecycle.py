@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from vml import api
-from vml.lifecycle import host as this_host
+from vml.liveness import host as this_host
 from vml.store import RunStore
 from vml.store.runs import utcnow
 from vml.store.schema import SCHEMA_VERSION

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from vml import api
-from vml.lifecycle import host
+from vml.liveness import host
 from vml.live import LiveRuns, MetricHistories, metric_names
 from vml.store import RunStore
 from vml.store.runs import utcnow

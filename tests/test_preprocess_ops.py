@@ -19,7 +19,7 @@ from data_factories import (
 from PIL import Image
 
 from vml.data.prepare import PreparedData
-from vml.data.preprocess import OPS
+from vml.preprocess import OPS
 from vml.errors import UsageError
 
 SPLITS = ("train", "val", "test")

@@ -170,9 +170,9 @@ def check_a_long_run_then_cancel_it(run: vml.Run, project: Path) -> list[float]:
         return progress if (progress["epoch"] or 0) >= 1 else None
 
     progress = wait_until(an_epoch_ended, "the first epoch of 'long' ended")
-    assert set(progress) == {"status", "percent", "epoch", "epochs", "step", "steps"}
+    assert set(progress) == {"status", "percent", "epoch", "epochs", "batch", "batches"}
     assert progress["status"] == "running"
-    assert (progress["epochs"], progress["steps"]) == (200, STEPS)
+    assert (progress["epochs"], progress["batches"]) == (200, STEPS)
     assert 0.5 <= progress["percent"] < 100.0
 
     assert run.cancel() == "cancelled"

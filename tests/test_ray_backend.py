@@ -10,8 +10,9 @@ from pathlib import Path
 
 import torch
 
-from vml import api, sweep
-from vml.ray_backend import RayScheduler
+from vml import api
+from vml.launch import sweep
+from vml.launch.ray import RayScheduler
 
 DEADLINE = 180.0
 
@@ -48,8 +49,8 @@ def test_a_runs_file_on_ray_records_like_a_local_queue(project: Path, ml) -> Non
 def test_files_are_copied_back_when_the_worker_has_no_shared_storage(project: Path) -> None:
     proj = api.Project(project)
     planned = [sweep.Planned({"epochs": ("--epochs", "1")}, name="far-away")]
-    queued = sweep.queue(proj, planned, "a test", parallel=1, backend="ray", cpus_per_run=1)
-    ended = RayScheduler(proj, queued.sweep, parallel=1, copy_back=True).run()
+    queued = proj.queue(planned, "a test", parallel=1, backend="ray", cpus_per_run=1)
+    ended = RayScheduler(proj.config, queued.sweep, parallel=1, copy_back=True).run()
     assert ended == {"far-away": "finished"}
     folder = project / "trainings" / "far-away"
     checkpoint = torch.load(folder / "best.pt", weights_only=True)

@@ -9,7 +9,7 @@ import pytest
 from vml import api
 from vml.config import parse_cli_overrides
 from vml.errors import UsageError
-from vml.sweep import expand
+from vml.launch.sweep import expand
 
 
 def runs(project: Path, *args: str, draws: int | None = None, seed: int | None = 1) -> list[dict[str, str]]:

@@ -6,31 +6,37 @@ torch at module level; training code is imported when a run starts.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
 
 from vml.config import (
-    PROJECT_FILE,
     ProjectConfig,
     find_project_root,
     load_project,
+    load_run_project,
     parse_cli_overrides,
     resolve_hyperparameters,
     resolve_task,
 )
-from vml.errors import ConflictError, NotFoundError, UsageError
+from vml.errors import ConflictError, NotFoundError, UsageError, did_you_mean
 from vml.names import generate_name, validate_name
+from vml.paths import PROJECT_FILE, db_path, run_dir, trainings_dir
 from vml.run import Run, RunFailed
+from vml.store.runs import ACTIVE_STATES, DELETED, ENDED_STATES, RUN_STATES
+from vml.views import LIST_COLUMNS, check_column, known_columns, public_run, run_value, sort_runs
 
-__all__ = ["Project", "Run", "RunFailed", "create_project", "templates"]
+if TYPE_CHECKING:
+    from vml.launch import Say
+    from vml.launch.sweep import Planned, Queued
 
-DB_FILE = "vml.db"
+__all__ = ["ACTIVE_STATES", "ENDED_STATES", "RUN_STATES", "Project", "Run", "RunFailed", "create_project", "templates"]
+
 DEFAULT_TEMPLATE = "default"
 
 
@@ -101,11 +107,11 @@ class Project:
 
     @property
     def trainings_dir(self) -> Path:
-        return self.root / "trainings"
+        return trainings_dir(self.root)
 
     @property
     def db_path(self) -> Path:
-        return self.trainings_dir / DB_FILE
+        return db_path(self.root)
 
     def records(
         self, status: str | list[str] | None = None, limit: int | None = None
@@ -115,20 +121,20 @@ class Project:
         the way; an ended run whose folder was deleted shows as ``deleted``."""
         if not self.db_path.exists():
             return []
-        from vml.lifecycle import reap, reap_sweeps
+        from vml.liveness import reap, reap_sweeps
         from vml.store import RunStore
 
         states = [status] if isinstance(status, str) else status
         # "deleted" is not stored: it is read from the folders, so those rows are filtered here.
-        stored = None if states is None or "deleted" in states else states
+        stored = None if states is None or DELETED in states else states
         with RunStore(self.db_path) as store:
             reap(store, store.runs(ACTIVE_STATES))
             reap_sweeps(store)
             rows = store.runs(stored, limit)
         for row in rows:
             # A live run keeps its state (it can still be cancelled) even if its folder went.
-            if row["status"] not in ACTIVE_STATES and not (self.trainings_dir / row["name"]).is_dir():
-                row["status"] = "deleted"
+            if row["status"] not in ACTIVE_STATES and not run_dir(self.root, row["name"]).is_dir():
+                row["status"] = DELETED
         return [row for row in rows if states is None or row["status"] in states]
 
     def sweep_ids(self) -> list[str]:
@@ -138,7 +144,7 @@ class Project:
         from vml.store import RunStore
 
         with RunStore(self.db_path) as store:
-            return [row[0] for row in store.conn.execute("select id from sweeps order by created_at desc")]
+            return store.sweep_ids()
 
     def count_records(self, status: str | list[str] | None = None) -> int:
         """How many runs are recorded (in ``status``, as stored)."""
@@ -182,7 +188,7 @@ class Project:
             return runs
         from vml.query import parse_conditions
 
-        conditions = parse_conditions([where] if isinstance(where, str) else where, known_columns(self, runs))
+        conditions = parse_conditions([where] if isinstance(where, str) else where, self.known_columns(runs))
         return [run for run in runs if all(c.matches(run_value(run, c.column)) for c in conditions)]
 
     def list_columns(self) -> tuple[str, ...]:
@@ -190,15 +196,15 @@ class Project:
         chosen = self.config.list_columns
         if not chosen:
             return LIST_COLUMNS
-        known = known_columns(self, [])
+        known = self.known_columns([])
         for column in chosen:
-            if column not in known:
-                import difflib
-
-                close = difflib.get_close_matches(column, sorted(known), n=1)
-                hint = f"did you mean {close[0]}?" if close else "use a column of ml list --format json"
-                raise UsageError(f"unknown column {column!r} in list.columns of {PROJECT_FILE} ({hint})")
+            check_column(column, known, f"list.columns of {PROJECT_FILE}", "use a column of ml list --format json")
         return ("instance", *(c for c in chosen if c != "instance"))
+
+    def known_columns(self, runs: list[dict[str, Any]]) -> set[str]:
+        """Columns ``ml list`` can show or filter on: the run fields, the
+        hyperparameters of ``runs`` and those the project declares."""
+        return known_columns(runs, {p.name for p in self.config.declared_hyperparameters()})
 
     def resolve(self, overrides: dict[str, Any] | list[str] | None = None) -> dict[str, Any]:
         """The hyperparameters a run would get: defaults < vergeml.yaml < ``overrides``
@@ -213,10 +219,9 @@ class Project:
 
     def taken_names(self) -> set[str]:
         """Names a new run cannot have: those of the runs and of the folders in trainings/."""
-        taken = {row["name"] for row in self.records()}
-        if self.trainings_dir.is_dir():
-            taken |= {p.name for p in self.trainings_dir.iterdir()}
-        return taken
+        from vml.launch.process import taken_names
+
+        return taken_names(self.root)
 
     def new_run_name(self, name: str | None = None) -> str:
         """``name`` checked, or a fresh generated name unused in this project."""
@@ -287,69 +292,131 @@ class Project:
         processes, without CUDA) with DistributedDataParallel."""
         if gpus < 1:
             raise UsageError(f"--gpus {gpus}: train on at least 1 (e.g. --gpus 2)")
+        from vml.launch.process import record_queued, spawn_worker
+
         hparams = self.resolve(overrides)
-        run_name = self.record_queued(self.new_run_name(name), name is None, hparams)
-        return Run(self, run_name, self.spawn_worker(run_name, processes=gpus))
+        run_name = record_queued(self.config, self.new_run_name(name), name is None, hparams)
+        return Run(self, run_name, spawn_worker(self.root, run_name, processes=gpus))
 
-    def record_queued(
+    def plan_sweep(
+        self, overrides: list[str], draws: int | None = None, seed: int | None = None
+    ) -> list[Planned]:
+        """The runs of a sweep from command-line words (``["--lr=0.001,0.01"]``): the
+        grid, or ``draws`` random points (``seed`` for the draws). Every run is checked
+        (``UsageError`` names the first bad value) before any is returned."""
+        from vml.launch.sweep import Planned, expand
+
+        parsed = parse_cli_overrides(overrides)
+        return [Planned(run) for run in expand(self.config, parsed, draws, seed)]
+
+    def is_sweep(self, overrides: list[str]) -> bool:
+        """Whether command-line words sweep a hyperparameter (a list or a range)."""
+        from vml.launch.sweep import split_axes
+
+        return bool(split_axes(self.config, parse_cli_overrides(overrides))[1])
+
+    def plan_runs_file(self, path: Path | str) -> tuple[list[Planned], dict[str, Any]]:
+        """The runs of a runs file and its ``config:`` settings (parallel,
+        gpus_per_run, cpus_per_run, only, backend, address); ``UsageError`` lists
+        every problem of every entry."""
+        from vml.launch.runsfile import read_runs_file
+
+        read = read_runs_file(self.config, Path(path))
+        return read.entries, read.settings
+
+    def queue(
         self,
-        name: str,
-        name_generated: bool,
-        hparams: dict[str, Any],
-        model: str | None = None,
-        **fields: Any,
-    ) -> str:
-        """Record a ``queued`` run with resolved ``hparams`` (of the project's model, or
-        ``model``) and make its folder; its name (a generated one is replaced if
-        another process took it meanwhile)."""
-        from vml.store import RunStore
+        runs: list[Planned],
+        source: str,
+        *,
+        parallel: int | None = None,
+        gpus_per_run: int | None = None,
+        cpus_per_run: int | None = None,
+        needed: bool = False,
+        backend: str = "local",
+        address: str | None = None,
+    ) -> Queued:
+        """Record ``runs`` as one sweep of queued runs with how they are to run
+        (``parallel`` at a time, GPUs and CPU threads per run, the ``backend``);
+        with ``needed``, runs that match a finished run are skipped. Nothing is
+        recorded when a setting is refused. Start it with ``run_sweep`` (here) or
+        ``start_sweep`` (in the background)."""
+        from vml.launch import BACKENDS
+        from vml.launch import sweep as sweeps
+        from vml.launch.process import Placement, placement
 
-        with RunStore(self.db_path) as store:
-            _, name = store.create_run_with_folder(
-                name,
-                name_generated,
-                model or self.config.model.name,
-                hparams,
-                status="queued",
-                epochs=hparams["epochs"],
-                monitor=resolve_task(hparams)[1],
-                **fields,
-            )
-        return name
+        if parallel is not None and parallel < 1:
+            raise UsageError(f"--parallel {parallel}: run at least 1 at a time (e.g. --parallel 2)")
+        if cpus_per_run is not None and cpus_per_run < 1:
+            raise UsageError(f"--cpus-per-run {cpus_per_run}: give each run at least 1 (e.g. --cpus-per-run 2)")
+        if gpus_per_run is not None and gpus_per_run < 0:
+            raise UsageError(f"--gpus-per-run {gpus_per_run}: 0 (the CPU) or more")
+        if backend not in BACKENDS:
+            raise UsageError(f"--backend {backend}: use {' or '.join(BACKENDS)}")
+        if backend == "ray":
+            from vml.launch.ray import require_ray
 
-    def spawn_worker(self, name: str, env: dict[str, str] | None = None, processes: int = 1):
-        """Start the worker process of queued run ``name`` (``python -m
-        vml.train.worker``; through torchrun with ``processes`` > 1, one per GPU) and
-        record it on the run; the ``subprocess.Popen``."""
-        import subprocess
+            require_ray()  # before anything is recorded
+            # Ray places the tasks by their CPU and GPU requests, across the cluster.
+            chosen = Placement(tuple(() for _ in range(parallel or len(runs) or 1)), cpus_per_run or 1)
+        else:
+            chosen = placement(parallel, gpus_per_run, cpus_per_run)
+        settings = {
+            "parallel": chosen.parallel,
+            "gpus_per_run": gpus_per_run,
+            "cpus_per_run": chosen.cpus_per_run,
+            "backend": backend,
+            "address": address,
+        }
+        return sweeps.queue(self.config, runs, source, needed, **settings)
 
-        from vml.lifecycle import process_identity
-        from vml.store import RunStore
-        from vml.store.runs import utcnow
+    def run_sweep(
+        self,
+        sweep_id: str,
+        say: Say = lambda name, event: None,
+        interrupted: Callable[[], None] = lambda: None,
+    ) -> dict[str, str]:
+        """Run a queued sweep here until every run ended; each run's final status.
+        ``say(name, event)`` hears each start and end. On KeyboardInterrupt (Ctrl-C)
+        ``interrupted()`` is called, the sweep is cancelled, its workers are waited
+        for, and the KeyboardInterrupt is raised again."""
+        from vml.launch import backend_for
 
-        launcher = [sys.executable, "-m"]
-        if processes > 1:
-            launcher += ["torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", "-m"]
-        with (self.trainings_dir / name / WORKER_OUTPUT).open("ab") as output:
-            # Its own session: the worker outlives this process and a Ctrl-C in this
-            # terminal, and ml cancel can signal its whole process group.
-            process = subprocess.Popen(
-                [*launcher, "vml.train.worker", str(self.root), name],
-                cwd=self.root,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env=env,
-            )
+        backend = backend_for(self.config, sweep_id, say)
         try:
-            identity = process_identity(process.pid)
-        except Exception:  # it already exited: it recorded why
-            identity = {"pid": process.pid}
-        with RunStore(self.db_path) as store:
-            # Only while queued: the worker may have claimed the run already.
-            store.update_queued(name, heartbeat=utcnow(), **identity)
-        return process
+            return backend.run()
+        except KeyboardInterrupt:
+            interrupted()
+            self.cancel_sweep(sweep_id)
+            backend.run()  # waits for the workers to stop
+            raise
+
+    def start_sweep(self, sweep_id: str) -> None:
+        """Run a queued sweep in a background scheduler process (its output in
+        ``trainings/.sweeps/SWEEP.txt``) and return at once."""
+        from vml.launch.process import start_detached_scheduler
+
+        start_detached_scheduler(self.root, sweep_id)
+
+    def cancel_sweep(self, sweep_id: str, timeout: float = 30.0) -> dict[str, str]:
+        """Cancel a sweep: its queued runs leave the queue at once, its running runs
+        stop at their next batch (see ``Run.cancel``). The new status of each run it
+        touched."""
+        from vml.launch.sweep import cancel
+
+        return cancel(self.config, sweep_id, timeout)
+
+    def compare(self, refs: list[str]) -> tuple[list[dict[str, Any]], list[tuple[str, list[Any], bool]]]:
+        """The runs ``refs`` (names, prefixes, @last) as public runs, and their
+        comparison rows: ``(field, value per run, differs)``."""
+        from vml.views import compare_rows, final_values
+
+        if len(refs) < 2:
+            raise UsageError("compare needs two or more runs, e.g. ml compare @last brave-otter")
+        rows = [self.find_run(ref) for ref in refs]
+        runs = [public_run(row) for row in rows]
+        finals = [final_values(Run(self, row["name"]).metrics()) for row in rows]
+        return runs, compare_rows(runs, finals)
 
     def delete(self, ref: str, force: bool = False, timeout: float = 30.0) -> str:
         """Delete a run's record, metrics and folder; its name. A queued or running run
@@ -376,8 +443,7 @@ class Project:
         first. Queued and running runs are never pruned."""
         from datetime import datetime, timezone
 
-        from vml.lifecycle import parse_age
-        from vml.store.runs import ENDED_STATES
+        from vml.liveness import parse_age
 
         try:
             age = parse_age(older_than)
@@ -415,10 +481,7 @@ class Project:
         if matches:
             shown = ", ".join(run["name"] for run in matches[:10])
             raise UsageError(f"{ref!r} matches {len(matches)} runs: {shown} (type more of the name)")
-        import difflib
-
-        close = difflib.get_close_matches(name, [run["name"] for run in runs], n=1)
-        hint = f"did you mean {close[0]}?" if close else "ml list shows the runs"
+        hint = did_you_mean(name, [run["name"] for run in runs], "ml list shows the runs")
         raise NotFoundError(f"no run named {ref!r} ({hint})")
 
     def _prepare_for(self, run: dict[str, Any], stderr: TextIO, purpose: str):
@@ -426,7 +489,7 @@ class Project:
         refused, before any work, when the data or preprocessing changed since."""
         from vml.data.prepare import DataChanged, prepare_data
 
-        if run["status"] == "deleted":
+        if run["status"] == DELETED:
             raise NotFoundError(f"run {run['name']!r} was deleted (its folder is gone)")
         hparams = run["hyperparameters"]
         try:
@@ -463,8 +526,7 @@ class Project:
     def config_of(self, name: str) -> ProjectConfig:
         """The project settings run ``name`` trained with: its own project file (a
         runs-file entry's, kept in its folder) or the project's."""
-        own = self.trainings_dir / name / RUN_PROJECT_FILE
-        return load_project(self.root, own) if own.is_file() else self.config
+        return load_run_project(self.root, name, self.config)
 
     def test(self, ref: str, stderr: TextIO = sys.stderr) -> dict[str, Any]:
         """Evaluate a run's best checkpoint on its test split again."""
@@ -500,115 +562,6 @@ class Project:
         return export(model, checkpoint, self.trainings_dir / run["name"], target)
 
 
-LIST_COLUMNS = ("instance", "model", "status", "training_start", "epoch", "batch", "test_acc", "test_loss")
-RUN_STATES = ("queued", "running", "finished", "failed", "cancelled", "killed", "crashed", "deleted")
-ACTIVE_STATES = ("queued", "running")
-WORKER_OUTPUT = "worker.txt"
-# A runs-file entry that changes project settings trains with its own project file,
-# kept in its folder.
-RUN_PROJECT_FILE = "vergeml.yaml"
-
-
-PUBLIC_KEYS = (
-    "instance",
-    "model",
-    "status",
-    "training_start",
-    "training_end",
-    "epoch",
-    "epochs",
-    "batch",
-    "batches",
-    "test_acc",
-    "test_loss",
-    "monitor",
-    "best_metric",
-    "best_epoch",
-    "fingerprint",
-    "error",
-    "sweep",
-    "hyperparameters",
-)
-
-
-def public_run(row: dict[str, Any]) -> dict[str, Any]:
-    """A store row in the shape users see (``ml list --format json``)."""
-    return {
-        "instance": row["name"],
-        "model": row["model"],
-        "status": row["status"],
-        "training_start": row["started_at"],
-        "training_end": row["ended_at"],
-        "epoch": row["epoch"],
-        "epochs": row["epochs"],
-        "batch": row["step"],
-        "batches": row["steps"],
-        "test_acc": row["test_acc"],
-        "test_loss": row["test_loss"],
-        "monitor": row["monitor"],
-        "best_metric": row["best_metric"],
-        "best_epoch": row["best_epoch"],
-        "fingerprint": row["fingerprint"],
-        "error": row["error"],
-        "sweep": row.get("sweep"),
-        "hyperparameters": row["hyperparameters"],
-    }
-
-
-def show_run(project: Project, row: dict[str, Any]) -> dict[str, Any]:
-    """A store row in the shape ``ml show --format json`` prints: the public fields
-    plus where the run lives and its process."""
-    folder = project.trainings_dir / row["name"]
-    best = folder / "best.pt"
-    return {
-        **public_run(row),
-        "pid": row["pid"],
-        "host": row["host"],
-        "heartbeat": row["heartbeat"],
-        "resources": json.loads(row["resources"]) if row.get("resources") else None,
-        "folder": str(folder),
-        "checkpoint": str(best) if best.is_file() else None,
-        "log": str(folder / "log.txt"),
-    }
-
-
-def _known_columns(runs: list[dict[str, Any]]) -> set[str]:
-    known = set(PUBLIC_KEYS)
-    for run in runs:
-        known |= set(run["hyperparameters"])
-    return known
-
-
-def known_columns(project: Project, runs: list[dict[str, Any]]) -> set[str]:
-    """Columns ``ml list`` can show or filter on: the run fields, the hyperparameters
-    of ``runs`` and those the project declares."""
-    return _known_columns(runs) | {p.name for p in project.config.declared_hyperparameters()}
-
-
-def run_value(run: dict[str, Any], key: str) -> Any:
-    """A column of a public run: one of its fields or a hyperparameter."""
-    return run[key] if key in run else run["hyperparameters"].get(key)
-
-
-def sort_runs(runs: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """Sort by ``key`` ascending, or descending for ``key:desc`` / ``-key``; runs
-    without a value go last."""
-    from vml.params import normalize_key
-
-    descending = key.startswith("-") or key.endswith(":desc")
-    field = normalize_key(key.lstrip("-").removesuffix(":desc").removesuffix(":asc"))
-    known = _known_columns(runs)
-    if field not in known:
-        import difflib
-
-        close = difflib.get_close_matches(field, sorted(known), n=1)
-        hint = f"did you mean {close[0]}?" if close else f"e.g. {', '.join(LIST_COLUMNS[:4])}"
-        raise UsageError(f"cannot sort by {key!r}: no such column ({hint})")
-    present = [r for r in runs if run_value(r, field) is not None]
-    missing = [r for r in runs if run_value(r, field) is None]
-    return sorted(present, key=lambda r: run_value(r, field), reverse=descending) + missing
-
-
 # The data cache (``ml cache``). Entries are kept while a run in one of these states
 # uses them; a run whose folder was deleted no longer holds its entry.
 CACHE_KEEP_STATES = ("running", "queued")
@@ -624,7 +577,7 @@ def _runs_by_fingerprint(project: Project) -> dict[str, list[dict[str, Any]]]:
     """Recorded runs (oldest first) grouped by data fingerprint, deleted runs left out."""
     found: dict[str, list[dict[str, Any]]] = {}
     for run in reversed(project.records()):
-        if run["fingerprint"] and run["status"] != "deleted":
+        if run["fingerprint"] and run["status"] != DELETED:
             found.setdefault(run["fingerprint"], []).append(run)
     return found
 

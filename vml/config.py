@@ -7,7 +7,6 @@ place (file, line, caret; or the flag), the value and the fix.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,13 +15,10 @@ from typing import Any
 
 import yaml
 
-from vml.errors import UsageError
+from vml.errors import UsageError, did_you_mean
 from vml.models import ModelSpec, get_model
 from vml.params import REGRESSION_LOSSES, TRAINING_PARAMS, HyperParam, display_key, normalize_key
-
-PROJECT_FILE = "vergeml.yaml"
-TRAININGS_DIR = "trainings"
-CACHE_DIR = ".cache"
+from vml.paths import CACHE_DIR, PROJECT_FILE, RUN_PROJECT_FILE, db_path, run_dir, trainings_dir
 
 INPUT_TYPES = ("csv", "npz", "labeled-image")
 CACHE_MODES = ("auto", "disk", "mem", "none")
@@ -150,7 +146,11 @@ class ProjectConfig:
 
     @property
     def trainings_dir(self) -> Path:
-        return self.root / TRAININGS_DIR
+        return trainings_dir(self.root)
+
+    @property
+    def db_path(self) -> Path:
+        return db_path(self.root)
 
     @property
     def cache_dir(self) -> Path:
@@ -171,6 +171,16 @@ def find_project_root(start: Path | str = ".") -> Path:
         f"no {PROJECT_FILE} in {start} or any parent directory "
         "(cd into a project, or create one with: ml new NAME)"
     )
+
+
+def load_run_project(root: Path | str, name: str, project: ProjectConfig | None = None) -> ProjectConfig:
+    """The project settings run ``name`` trains with: its own project file (a
+    runs-file entry's, kept in its folder), else ``project`` or the project's
+    ``vergeml.yaml``."""
+    own = run_dir(Path(root), name) / RUN_PROJECT_FILE
+    if own.is_file():
+        return load_project(root, own)
+    return project or load_project(root)
 
 
 def load_project(root: Path | str, file: Path | None = None) -> ProjectConfig:
@@ -251,8 +261,8 @@ def _expected(param: HyperParam) -> str:
 
 
 def _closest(key: str, known: Iterable[str], like: str) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    return f", did you mean {display_key(close[0], like)}?" if close else ""
+    hint = did_you_mean(key, known, "", show=lambda k: display_key(k, like))
+    return f", {hint}" if hint else ""
 
 
 class _Locator:
@@ -355,7 +365,7 @@ def _data_config(root: Path, tree: dict, where: _Locator) -> DataConfig:
     if source.file is not None:
         _inside(samples_dir, source.file, ("data", "input", "file"), "data file", where, base=root)
 
-    from vml.data.preprocess import OpError, check_ops
+    from vml.preprocess import OpError, check_ops
 
     ops = data.get("preprocess") or []
     if not isinstance(ops, list):
@@ -382,8 +392,7 @@ def _input_config(source: dict, where: _Locator) -> InputConfig:
     at = ("data", "input")
     kind = str(source.get("type", "csv")).lower()
     if kind not in INPUT_TYPES:
-        close = difflib.get_close_matches(kind, INPUT_TYPES, n=1)
-        hint = f"did you mean {close[0]}?" if close else f"use one of: {', '.join(INPUT_TYPES)}"
+        hint = did_you_mean(kind, INPUT_TYPES, f"use one of: {', '.join(INPUT_TYPES)}")
         where.fail((*at, "type"), f"unknown input type {kind!r} ({hint})")
     file = source.get("file")
     if kind in ("csv", "npz") and not file:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Iterable
 
 
 class ExitCode(enum.IntEnum):
@@ -47,3 +48,14 @@ class ConflictError(VmlError):
     """Something already exists or is in use (exit code 4)."""
 
     exit_code = ExitCode.CONFLICT
+
+
+def did_you_mean(
+    word: str, known: Iterable[str], otherwise: str, show: Callable[[str], str] = str, n: int = 1
+) -> str:
+    """The hint of an error about an unknown ``word``: ``did you mean X?`` naming the
+    closest of ``known`` (up to ``n``, each written by ``show``), else ``otherwise``."""
+    import difflib  # 10 ms: only when there is an error to explain
+
+    close = difflib.get_close_matches(word, sorted(known), n=n, cutoff=0.6)
+    return f"did you mean {' or '.join(show(c) for c in close)}?" if close else otherwise

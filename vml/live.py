@@ -14,7 +14,8 @@ from collections import OrderedDict
 from typing import Any
 
 from vml import api
-from vml.store.runs import ACTIVE_STATES
+from vml.store.runs import ACTIVE_STATES, DELETED
+from vml.views import public_run
 
 # What changes on an ended run (ml test, ml resume, a crash found): re-read it then.
 MARK_COLUMNS = "id, status, epoch, step, ended_at, test_acc, test_loss, best_metric, error"
@@ -35,14 +36,14 @@ class LiveRuns:
 
     def refresh(self) -> bool:
         """Read what changed since the last call; True if any run did."""
-        from vml.lifecycle import reap, reap_sweeps
+        from vml.liveness import reap, reap_sweeps
         from vml.store import RunStore
 
         if not self.project.db_path.exists():
             changed, self.runs = bool(self.runs), []
             return changed
         with RunStore(self.project.db_path) as store:
-            marks = {row[0]: tuple(row) for row in store.conn.execute(f"select {MARK_COLUMNS} from runs")}
+            marks = store.run_marks(MARK_COLUMNS)
             stale = [
                 run_id
                 for run_id, mark in marks.items()
@@ -65,10 +66,10 @@ class LiveRuns:
             status = row["status"]
             # "deleted" is not stored: an ended run whose folder went shows so.
             if status not in ACTIVE_STATES and row["name"] not in folders:
-                status = "deleted"
+                status = DELETED
             old = self._public.get(run_id)
             if run_id in fresh_ids or old is None or old["status"] != status:
-                self._public[run_id] = {**api.public_run(row), "status": status}
+                self._public[run_id] = public_run(row, status)
                 changed = True
         if changed:
             order = sorted(self._rows.values(), key=lambda r: (r["started_at"] or "", r["id"]), reverse=True)

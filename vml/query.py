@@ -4,14 +4,13 @@ with ``,`` or `` and ``) must all hold."""
 
 from __future__ import annotations
 
-import difflib
 import operator
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from vml.errors import UsageError
+from vml.errors import UsageError, did_you_mean
 from vml.params import normalize_key
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
@@ -73,10 +72,7 @@ def _parse(text: str, known: set[str]) -> Condition:
         raise UsageError(f'cannot read --where {text!r} (write it like "test_acc>0.9" or "test-acc -gt 0.9")')
     column, op, raw = normalize_key(match[1]), WORD_OPERATORS.get(match[2], match[2]), match[3]
     if column not in known:
-        close = difflib.get_close_matches(column, sorted(known), n=1)
-        hint = (
-            f"did you mean {close[0]}?" if close else "a column of ml list --format json, or a hyperparameter"
-        )
+        hint = did_you_mean(column, known, "a column of ml list --format json, or a hyperparameter")
         raise UsageError(f"unknown column {match[1]!r} in --where {text!r} ({hint})")
     return Condition(column, op, _value(raw.strip("'\"")), text)
 

@@ -6,20 +6,18 @@ again, so it sees what the worker (in this process or any other) recorded last.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vml.errors import VmlError
-from vml.store.runs import ACTIVE_STATES, ENDED_STATES, utcnow
+from vml.paths import LOG_FILE, run_dir
+from vml.store.runs import ACTIVE_STATES
+from vml.views import percent_done, show_run
 
 if TYPE_CHECKING:
     from vml.api import Project
-
-KILL_GRACE_SECONDS = 5.0
-POLL_SECONDS = 0.1
 
 
 class RunFailed(VmlError):
@@ -43,9 +41,7 @@ class Run:
 
     def info(self) -> dict[str, Any]:
         """Everything ``ml show --format json`` prints about the run."""
-        from vml.api import show_run
-
-        return show_run(self.project, self._row())
+        return show_run(self._row(), run_dir(self.project.root, self.name))
 
     def status(self) -> str:
         """``queued``, ``running``, ``finished``, ``failed``, ``cancelled``, ``killed``
@@ -53,18 +49,17 @@ class Run:
         return self._row()["status"]
 
     def progress(self) -> dict[str, Any]:
-        """How far it got: ``percent`` (of all steps), ``epoch``/``epochs`` (epochs
-        done) and ``step``/``steps`` (steps done in the current epoch)."""
-        row = self._row()
-        epochs, steps = row["epochs"] or 0, row["steps"] or 0
-        percent = percent_done(row["status"], row["epoch"], epochs, row["step"], steps)
+        """How far it got, in ``info()``'s words: ``percent`` (of all batches),
+        ``epoch``/``epochs`` (epochs done) and ``batch``/``batches`` (batches done in
+        the current epoch)."""
+        info = self.info()
         return {
-            "status": row["status"],
-            "percent": percent,
-            "epoch": row["epoch"],
-            "epochs": epochs,
-            "step": row["step"],
-            "steps": steps,
+            "status": info["status"],
+            "percent": percent_done(info),
+            "epoch": info["epoch"],
+            "epochs": info["epochs"] or 0,
+            "batch": info["batch"],
+            "batches": info["batches"] or 0,
         }
 
     def metrics(self, key: str | None = None) -> list[dict[str, Any]]:
@@ -80,8 +75,13 @@ class Run:
 
     def logs(self) -> str:
         """The run's log.txt so far."""
-        path = self.project.trainings_dir / self.name / "log.txt"
-        return path.read_text(encoding="utf-8") if path.exists() else ""
+        return self.log_since(0, partial=True)[0]
+
+    def log_since(self, offset: int, partial: bool = False, limit: int | None = None) -> tuple[str, int]:
+        """What the run's log.txt gained since byte ``offset``, and the offset to ask
+        from next time: whole lines only unless ``partial`` (the worker may be in the
+        middle of one), and at most the last ``limit`` bytes (from a line start)."""
+        return read_new(run_dir(self.project.root, self.name) / LOG_FILE, offset, partial, limit)
 
     def wait(self, poll: float = 1.0, timeout: float | None = None) -> dict[str, Any]:
         """Block until the run ends; its ``info()`` if it finished. Raises
@@ -109,7 +109,12 @@ class Run:
         ``cancelled``). If it has not stopped after ``timeout`` s, its process group
         gets SIGTERM, then SIGKILL, and it ends ``killed``. Returns the final status
         (a run on another host may still be ``running``: it was asked to stop)."""
-        return cancel_run(self, timeout)
+        from vml.launch.stop import cancel_run
+
+        row = self._row()
+        if row["status"] not in ACTIVE_STATES:  # ended, or deleted
+            return row["status"]
+        return cancel_run(self.project.db_path, self.name, timeout)
 
     def _ended(self) -> dict[str, Any]:
         info = self.info()
@@ -123,102 +128,22 @@ class Run:
         return self.project.find_run(f"@{self.name}")
 
 
-def percent_done(
-    status: str, epoch: int | None, epochs: int | None, step: int | None, steps: int | None
-) -> float:
-    """How much of a run's steps are done, 0-100, to one decimal."""
-    if status == "finished":
-        return 100.0
-    epochs, steps, step = epochs or 0, steps or 0, step or 0
-    # At an epoch's end the row holds the finished epoch and its last step.
-    done = (epoch or 0) * steps + (step if step < steps else 0)
-    return round(min(100.0 * done / max(epochs * steps, 1), 100.0), 1)
-
-
-def cancel_run(run: Run, timeout: float) -> str:
-    """See ``Run.cancel``."""
-    from vml.lifecycle import host, process_alive
-    from vml.store import RunStore
-
-    row = run._row()
-    if row["status"] in ENDED_STATES or row["status"] == "deleted":
-        return row["status"]
-    with RunStore(run.project.db_path) as store:
-        # A queued run (its worker, if any, still starting up) is cancelled in the store:
-        # the worker then finds it no longer queued and exits without training.
-        if row["status"] == "queued" and store.set_status(
-            row["id"], "cancelled", ("queued",), ended_at=utcnow()
-        ):
-            store.add_event(row["id"], "cancelled", "cancelled before it started")
-            if row["pid"] and row["host"] == host():
-                _exited_within(row["pid"], KILL_GRACE_SECONDS)
-            return "cancelled"
-        row = run._row()
-        if row["status"] not in ACTIVE_STATES:
-            return row["status"]
-        store.add_event(row["id"], "cancel-requested", f"ml cancel from pid {os.getpid()} on {host()}")
-        local = row["host"] == host() and process_alive(row["pid"], row["pid_started"])
-        # One request, not two: a worker takes a second SIGINT as "stop now".
-        if local:
-            os.kill(row["pid"], signal.SIGINT)  # what Ctrl-C does: stop at the next batch
-        else:
-            store.request_cancel(row["id"])  # its heartbeat thread passes it on as SIGINT
-        if not local:
-            _ended_within(run, timeout)
-            return run.status()
-        if _ended_within(run, timeout):
-            _exited_within(row["pid"], KILL_GRACE_SECONDS)  # so its memory (and GPU) is free
-            return run.status()
-        how = _terminate(row["pid"], row["pid_started"])
-        store.set_status(
-            row["id"],
-            "killed",
-            ("queued", "running", "cancelled", "failed"),
-            ended_at=utcnow(),
-            error=f"did not stop within {timeout:g} s of ml cancel; stopped with {how}",
-        )
-        store.add_event(row["id"], "killed", how)
-    return run.status()
-
-
-def _ended_within(run: Run, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if run.status() not in ACTIVE_STATES:
-            return True
-        time.sleep(POLL_SECONDS)
-    return run.status() not in ACTIVE_STATES
-
-
-def _exited_within(pid: int, seconds: float) -> bool:
-    import psutil
-
+def read_new(path: Path, offset: int, partial: bool = False, limit: int | None = None) -> tuple[str, int]:
+    """What file ``path`` gained since byte ``offset`` and the new offset: whole lines
+    only unless ``partial``, at most the last ``limit`` bytes (from a line start). A
+    file that shrank (rewritten) is read from its start."""
     try:
-        psutil.Process(pid).wait(seconds)
-    except psutil.TimeoutExpired:
-        return False
-    except psutil.NoSuchProcess:
-        pass
-    return True
-
-
-def _terminate(pid: int, started: float | None) -> str:
-    """SIGTERM, then after a grace period SIGKILL, to the worker's process group (or
-    the process alone when it leads no group of its own); which one it took."""
-    from vml.lifecycle import process_alive
-
-    def send(signum: int) -> None:
-        try:
-            if os.getpgid(pid) == pid:
-                os.killpg(pid, signum)
-            else:
-                os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    send(signal.SIGTERM)
-    if _exited_within(pid, KILL_GRACE_SECONDS):
-        return "SIGTERM"
-    if process_alive(pid, started):
-        send(signal.SIGKILL)
-    return "SIGKILL"
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return "", 0
+    if size < offset:
+        offset = 0
+    start = offset if limit is None else max(offset, size - limit)
+    with path.open("rb") as file:
+        file.seek(start)
+        chunk = file.read(size - start)
+    data = chunk if partial else chunk[: chunk.rfind(b"\n") + 1]
+    end = start + len(data)
+    if start > offset:  # skipped ahead: drop the partial first line
+        data = data.partition(b"\n")[2]
+    return data.decode("utf-8", errors="replace"), end

@@ -6,8 +6,8 @@ import typer
 
 from vml import api
 from vml.cli import render
-from vml.compare import compare, text
 from vml.errors import UsageError
+from vml.views import compared_text
 
 
 def compare_runs(
@@ -18,7 +18,7 @@ def compare_runs(
     """Compare runs side by side: results, final metrics and the hyperparameters that differ."""
     if fmt not in ("table", "json"):
         raise UsageError(f"unknown format {fmt!r} (use table or json)")
-    shown, rows = compare(api.Project(), runs)
+    shown, rows = api.Project().compare(runs)
     names = [run["instance"] for run in shown]
     hyper = set(shown[0]["hyperparameters"]).union(*(run["hyperparameters"] for run in shown))
     rows = [row for row in rows if show_all or row[2] or row[0] not in hyper]
@@ -33,5 +33,5 @@ def compare_runs(
         )
         return
     render.print_table(
-        ["", "field", *names], (["*" if d else "", f, *(text(x, f) for x in v)] for f, v, d in rows)
+        ["", "field", *names], (["*" if d else "", f, *(compared_text(x, f) for x in v)] for f, v, d in rows)
     )

@@ -6,9 +6,9 @@ import sys
 
 import typer
 
-from vml import api, sweep
+from vml import api
 from vml.cli import render
-from vml.columns import local_time
+from vml.views import local_time
 from vml.errors import ExitCode, NotFoundError, UsageError
 
 RUNS = typer.Argument(..., help="Runs: names, @name, unique prefixes, or @last.")
@@ -65,7 +65,7 @@ def cancel(
         raise UsageError("name the runs to cancel (e.g. ml cancel @last) or a sweep (--sweep ID)")
     project = api.Project()
     if sweep_id is not None:
-        statuses = sweep.cancel(project, sweep_id, timeout)
+        statuses = project.cancel_sweep(sweep_id, timeout)
         for name, status in statuses.items():
             print(f"{name}: {status}")
         if not statuses:

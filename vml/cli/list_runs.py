@@ -9,7 +9,7 @@ import typer
 
 from vml import api
 from vml.cli import render
-from vml.columns import cell
+from vml.views import cell, changed_hyperparameters, check_column, run_value
 from vml.errors import NotFoundError, UsageError
 from vml.params import normalize_key
 
@@ -74,7 +74,7 @@ def list_runs(
     if only_changed:
         chosen += tuple(k for k in changed_hyperparameters(runs) if k not in chosen)
     if fmt == "csv":
-        render.print_csv(chosen, ([_raw(api.run_value(r, c)) for c in chosen] for r in runs))
+        render.print_csv(chosen, ([_raw(run_value(r, c)) for c in chosen] for r in runs))
         return
     if not runs:
         print("no runs match" if status or where else "no runs yet (start one with: ml train)")
@@ -95,14 +95,9 @@ def _columns(project: api.Project, runs: list[dict[str, Any]], columns: str | No
     if columns is None:
         return project.list_columns()
     wanted = tuple(normalize_key(c) for c in columns.split(",") if c.strip())
-    known = api.known_columns(project, runs)
+    known = project.known_columns(runs)
     for column in wanted:
-        if column not in known:
-            import difflib
-
-            close = difflib.get_close_matches(column, sorted(known), n=1)
-            hint = f"did you mean {close[0]}?" if close else "ml list --format json shows them"
-            raise UsageError(f"unknown column {column!r} in --columns ({hint})")
+        check_column(column, known, "--columns", "ml list --format json shows them")
     return wanted or project.list_columns()
 
 
@@ -112,12 +107,6 @@ def _best_first(project: api.Project, sweep: str) -> str:
     if not runs:
         raise NotFoundError(f"no runs in sweep {sweep!r} (ml list --columns instance,sweep shows the sweeps)")
     return "best_metric" if runs[0]["monitor"] == "val_loss" else "-best_metric"
-
-
-def changed_hyperparameters(runs: list[dict[str, Any]]) -> list[str]:
-    """Hyperparameters whose values differ across ``runs`` (missing counts as a value)."""
-    keys = sorted({k for run in runs for k in run["hyperparameters"]})
-    return [k for k in keys if len({repr(run["hyperparameters"].get(k)) for run in runs}) > 1]
 
 
 def _raw(value: Any) -> Any:

@@ -1,19 +1,17 @@
 """Queues from the command line: what ``ml train`` does with a sweep and ``ml queue``
-with a sweep or a runs file. The runs are recorded, then the local scheduler starts
-them K at a time, here (with progress, until every run ended) or detached."""
+with a sweep or a runs file. The runs are recorded, then run K at a time, here (with
+progress, until every run ended) or by a scheduler in the background."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from vml import api, sweep
-from vml.config import parse_cli_overrides
+from vml import api
 from vml.errors import ExitCode, UsageError
-from vml.runsfile import read_runs_file
-from vml.scheduler import Placement, placement, scheduler_for, start_detached
 
 PARALLEL = typer.Option(
     None, "--parallel", "-j", help="Runs at once (default: one per GPU set, else CPU cores / --cpus-per-run)."
@@ -35,42 +33,10 @@ RANDOM = typer.Option(
 SWEEP_SEED = typer.Option(None, "--sweep-seed", help="Seed of the --random draws (default: a new one).")
 
 
-def run_queue(
-    project: api.Project,
-    runs: list[sweep.Planned],
-    source: str,
-    *,
-    detach: bool = False,
-    parallel: int | None = None,
-    gpus_per_run: int | None = None,
-    cpus_per_run: int | None = None,
-    needed: bool = False,
-    backend: str = "local",
-    address: str | None = None,
-) -> None:
-    """Queue ``runs`` as one sweep and run it (or hand it to a detached scheduler)."""
-    if parallel is not None and parallel < 1:
-        raise UsageError(f"--parallel {parallel}: run at least 1 at a time (e.g. --parallel 2)")
-    if cpus_per_run is not None and cpus_per_run < 1:
-        raise UsageError(f"--cpus-per-run {cpus_per_run}: give each run at least 1 (e.g. --cpus-per-run 2)")
-    if gpus_per_run is not None and gpus_per_run < 0:
-        raise UsageError(f"--gpus-per-run {gpus_per_run}: 0 (the CPU) or more")
-    if backend == "ray":
-        from vml.ray_backend import require_ray
-
-        require_ray()  # before anything is recorded
-        # Ray places the tasks by their CPU and GPU requests, across the cluster.
-        chosen = Placement(tuple(() for _ in range(parallel or len(runs) or 1)), cpus_per_run or 1)
-    else:
-        chosen = placement(parallel, gpus_per_run, cpus_per_run)  # refused before anything is recorded
-    settings = {
-        "parallel": chosen.parallel,
-        "gpus_per_run": gpus_per_run,
-        "cpus_per_run": chosen.cpus_per_run,
-        "backend": backend,
-        "address": address,
-    }
-    queued = sweep.queue(project, runs, source, needed, **settings)
+def run_queue(project: api.Project, runs: list, source: str, *, detach: bool = False, **settings: Any) -> None:
+    """Queue ``runs`` as one sweep (``settings``: see ``Project.queue``) and run it
+    here, or hand it to a scheduler in the background."""
+    queued = project.queue(runs, source, **settings)
     for what, match in queued.skipped:
         print(f"skipped {what}: the same as finished run {match} (--needed)", file=sys.stderr)
     count = len(queued.names)
@@ -78,33 +44,36 @@ def run_queue(
         print("nothing to run: each run matches a finished one", file=sys.stderr)
         return
     print(
-        f"sweep {queued.sweep}: {count} run(s) queued, {chosen.parallel} at a time"
-        f" ({chosen.cpus_per_run} CPU thread(s) each)",
+        f"sweep {queued.sweep}: {count} run(s) queued, {queued.parallel} at a time"
+        f" ({queued.cpus_per_run} CPU thread(s) each)",
         file=sys.stderr,
     )
     if detach:
-        start_detached(project, queued.sweep)
+        project.start_sweep(queued.sweep)
         print(queued.sweep)
         print(
             f"running in the background: ml list --sweep {queued.sweep}, ml cancel --sweep {queued.sweep}",
             file=sys.stderr,
         )
         return
+    ended: list[str] = []
 
     def say(name: str, event: str) -> None:
+        if not event.startswith("started"):
+            ended.append(name)
         swept = f" ({queued.flags[name]})" if queued.flags.get(name) and event.startswith("started") else ""
-        print(f"[{len(scheduler.ended)}/{count} ended] {name}: {event}{swept}", file=sys.stderr, flush=True)
+        print(f"[{len(ended)}/{count} ended] {name}: {event}{swept}", file=sys.stderr, flush=True)
 
-    scheduler = scheduler_for(project, queued.sweep, say)
     try:
-        ended = scheduler.run()
+        statuses = project.run_sweep(
+            queued.sweep,
+            say,
+            lambda: print(f"sweep {queued.sweep}: cancelling its runs (Ctrl-C)", file=sys.stderr, flush=True),
+        )
     except KeyboardInterrupt:
-        print(f"sweep {queued.sweep}: cancelling its runs (Ctrl-C)", file=sys.stderr)
-        sweep.cancel(project, queued.sweep)
-        scheduler.run()  # waits for the workers to stop
         print(f"sweep {queued.sweep}: cancelled; ml list --sweep {queued.sweep} shows how far it got")
         sys.exit(int(ExitCode.INTERRUPTED))
-    finished = sum(status == "finished" for status in ended.values())
+    finished = sum(status == "finished" for status in statuses.values())
     print(
         f"sweep {queued.sweep}: {finished} of {count} finished; ml list --sweep {queued.sweep} compares them"
     )
@@ -140,8 +109,7 @@ def queue(
     if runs_file is not None and str(runs_file).startswith("--"):  # a hyperparameter, not a file
         args, runs_file = [str(runs_file), *args], None
     if runs_file is None:
-        overrides = parse_cli_overrides(args)
-        planned = [sweep.Planned(run) for run in sweep.expand(project.config, overrides, draws, sweep_seed)]
+        planned = project.plan_sweep(args, draws, sweep_seed)
         settings: dict = {}
         source = " ".join(["ml queue", *sys.argv[2:]])
     else:
@@ -149,13 +117,8 @@ def queue(
             raise UsageError(
                 f"{ctx.args[0]}: put hyperparameters in the runs file {runs_file} (or leave the file out)"
             )
-        read = read_runs_file(project, runs_file)
-        planned = [sweep.Planned(e.overrides, e.name, e.tree, e.config) for e in read.entries]
-        settings = read.settings
+        planned, settings = project.plan_runs_file(runs_file)
         source = str(runs_file)
-    backend = backend or settings.get("backend", "local")
-    if backend not in ("local", "ray"):
-        raise UsageError(f"--backend {backend}: use local or ray")
     run_queue(
         project,
         planned,
@@ -165,6 +128,6 @@ def queue(
         gpus_per_run=gpus_per_run if gpus_per_run is not None else settings.get("gpus_per_run"),
         cpus_per_run=cpus_per_run if cpus_per_run is not None else settings.get("cpus_per_run"),
         needed=needed,
-        backend=backend,
+        backend=backend or settings.get("backend", "local"),
         address=address or settings.get("address"),
     )

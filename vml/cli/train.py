@@ -9,9 +9,7 @@ import typer
 
 from vml import api
 from vml.cli import sweep as cli_sweep
-from vml.config import parse_cli_overrides
 from vml.errors import ExitCode, UsageError
-from vml.sweep import Planned, expand, split_axes
 
 FOLLOW_SECONDS = 0.5
 
@@ -44,18 +42,16 @@ def train(
     queues 4 runs (see `ml help sweeps`).
     """
     project = api.Project()
-    overrides = parse_cli_overrides(ctx.args)
-    swept = bool(split_axes(project.config, overrides)[1])
     queue_options = (draws, parallel, gpus_per_run, cpus_per_run)
-    if swept or needed or any(option is not None for option in queue_options):
-        runs = expand(project.config, overrides, draws, sweep_seed)
+    if needed or any(option is not None for option in queue_options) or project.is_sweep(ctx.args):
+        runs = project.plan_sweep(ctx.args, draws, sweep_seed)
         if name is not None:
             raise UsageError(
                 f"--name {name} names one run; the {len(runs)} runs of a sweep get generated names"
             )
         cli_sweep.run_queue(
             project,
-            [Planned(run) for run in runs],
+            runs,
             " ".join(["ml train", *sys.argv[2:]]),
             detach=detach,
             parallel=parallel,

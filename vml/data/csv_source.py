@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import difflib
 import os
 import warnings
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 
 from vml.config import InputConfig
 from vml.data.source import Source
-from vml.errors import UsageError
+from vml.errors import UsageError, did_you_mean
 
 MISSING_VALUES = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
 
@@ -87,8 +86,7 @@ def _read_clean(path: Path, columns: list[int], target: int) -> tuple[np.ndarray
 def _column(header: list[str], name: str, shown: str, key: str) -> int:
     if name in header:
         return header.index(name)
-    close = difflib.get_close_matches(name, header, n=1)
-    hint = f"did you mean {close[0]}?" if close else f"its columns: {', '.join(header[:8])}"
+    hint = did_you_mean(name, header, f"its columns: {', '.join(header[:8])}")
     raise UsageError(f"column {name!r} is not in {shown} ({hint} Set {key})")
 
 

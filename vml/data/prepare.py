@@ -16,7 +16,7 @@ from vml.data.csv_source import read_csv
 from vml.data.fingerprint import StatCache, fingerprint
 from vml.data.image_source import read_images
 from vml.data.npz_source import read_npz
-from vml.data.preprocess import apply_image_ops, fit_and_apply, image_ops
+from vml.preprocess import apply_image_ops, fit_and_apply, image_ops
 from vml.data.source import (
     Source,
     class_indices,

@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from vml.errors import UsageError
+from vml.errors import UsageError, did_you_mean
 from vml.models import ModelSpec, available_models
 from vml.params import TRAINING_PARAMS, HyperParam, display_key
 
 if TYPE_CHECKING:
-    from vml.data.preprocess import Op
+    from vml.preprocess import Op
 
 GENERATED_TOPICS = {
     "glossary": "Definitions of the terms used in training and in vml.",
@@ -144,7 +143,7 @@ def model_page(model: ModelSpec) -> str:
 
 
 def _op_section(op: Op, level: str = "##") -> list[str]:
-    from vml.data.preprocess import ImageOp
+    from vml.preprocess import ImageOp
 
     if isinstance(op, ImageOp):
         kind = "image op, training split only" if op.augmentation else "image op"
@@ -164,14 +163,14 @@ def _op_section(op: Op, level: str = "##") -> list[str]:
 
 def op_page(name: str) -> str | None:
     """``ml help <op>``: one preprocessing op."""
-    from vml.data.preprocess import OPS
+    from vml.preprocess import OPS
 
     op = OPS.get(name)
     return "\n".join(_op_section(op, "#")) if op else None
 
 
 def preprocess_page() -> str:
-    from vml.data.preprocess import OPS
+    from vml.preprocess import OPS
 
     lines = [
         "# Preprocessing ops",
@@ -206,12 +205,11 @@ def find(query: str) -> tuple[str, str] | None:
 
 def not_found(query: str) -> UsageError:
     """The error for an unknown topic or term, with the closest matches."""
-    from vml.data.preprocess import OPS
+    from vml.preprocess import OPS
 
     names = list(GENERATED_TOPICS) + list(static_topics()) + list(available_models()) + list(OPS)
     for term in glossary():
         names += [term.name.lower(), *(a.lower() for a in term.aliases)]
     unique = list(dict.fromkeys(lookup_key(n) for n in names))
-    close = difflib.get_close_matches(lookup_key(query), unique, n=3, cutoff=0.6)
-    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "ml help lists the topics"
+    hint = did_you_mean(lookup_key(query), unique, "ml help lists the topics", show=repr, n=3)
     return UsageError(f"no help topic or glossary term {query!r} ({hint})")

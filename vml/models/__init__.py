@@ -8,7 +8,6 @@ builds it.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import inspect
@@ -17,14 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vml.errors import UsageError
+from vml.errors import UsageError, did_you_mean
 from vml.params import HyperParam
 
 if TYPE_CHECKING:
     from torch import nn
 
-# Constructor arguments vml fills in from the data; every other argument is a hyperparameter.
-DATA_ARGUMENTS = ("input_shape", "num_classes")
 PLUGIN_GROUP = "vml.models"
 
 
@@ -125,8 +122,7 @@ def get_model(name: str, root: Path | None = None) -> ModelSpec:
         )
     if spec is not None:
         return spec
-    close = difflib.get_close_matches(name, models, n=1)
-    hint = f"did you mean {close[0]}?" if close else f"known models: {', '.join(models)}"
+    hint = did_you_mean(name, models, f"known models: {', '.join(models)}")
     raise UsageError(f"unknown model {name!r}: {hint} (see ml help models, or use ./file.py:Class)")
 
 

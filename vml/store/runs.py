@@ -13,8 +13,14 @@ from vml.errors import ConflictError, UsageError
 from vml.names import generate_name
 from vml.store.schema import open_database
 
+# The run states, in the order a run can pass through them. ``deleted`` is not
+# stored: an ended run whose folder was removed reads so (see ``vml.views``).
 ACTIVE_STATES = ("queued", "running")
 ENDED_STATES = ("finished", "failed", "cancelled", "killed", "crashed")
+DELETED = "deleted"
+RUN_STATES = (*ACTIVE_STATES, *ENDED_STATES, DELETED)
+# What every epoch records (each step adds step_loss and lr).
+EPOCH_METRICS = ("loss", "acc", "val_loss", "val_acc")
 METRIC_INSERT = "insert into metrics (run_id, key, epoch, step, value, time) values (?, ?, ?, ?, ?, ?)"
 
 
@@ -125,6 +131,15 @@ class RunStore:
             )
         return cursor.rowcount == 1
 
+    def mark_crashed(self, run_id: int, reason: str, expect: Iterable[str] = ACTIVE_STATES) -> bool:
+        """Record that a run's process died without recording an end: ``crashed``,
+        with ``reason`` as its error and an event. Only while it is still in one of
+        ``expect`` (the worker may have ended it a moment ago); True if it was."""
+        marked = self.set_status(run_id, "crashed", expect, ended_at=utcnow(), error=f"crashed: {reason}")
+        if marked:
+            self.add_event(run_id, "crashed", reason)
+        return marked
+
     def request_cancel(self, run_id: int) -> None:
         """Ask the run's worker to stop; it sees this within about a second."""
         with self.conn:
@@ -185,9 +200,10 @@ class RunStore:
         where, params = _status_filter(status)
         return self.conn.execute(f"select count(*) from runs {where}", params).fetchone()[0]
 
-    def run_by_id(self, run_id: int) -> dict[str, Any] | None:
-        row = self.conn.execute("select * from runs where id = ?", [run_id]).fetchone()
-        return _decode(row) if row else None
+    def run_marks(self, columns: str) -> dict[int, tuple[Any, ...]]:
+        """``columns`` (a select list starting with ``id``) of every run, by id: the
+        light read that tells a live view which runs changed."""
+        return {row[0]: tuple(row) for row in self.conn.execute(f"select {columns} from runs")}
 
     def runs_by_id(self, run_ids: list[int]) -> list[dict[str, Any]]:
         """The runs with these ids (in no particular order), hyperparameters decoded."""
@@ -234,6 +250,15 @@ class RunStore:
     def sweep(self, sweep_id: str) -> dict[str, Any] | None:
         row = self.conn.execute("select * from sweeps where id = ?", [sweep_id]).fetchone()
         return dict(row) if row else None
+
+    def sweep_ids(self) -> list[str]:
+        """The ids of the recorded sweeps, newest first."""
+        return [row[0] for row in self.conn.execute("select id from sweeps order by created_at desc")]
+
+    def open_sweeps(self) -> list[dict[str, Any]]:
+        """The sweeps a scheduler process is still running (or was, until it died)."""
+        sql = "select * from sweeps where ended_at is null and pid is not null"
+        return [dict(row) for row in self.conn.execute(sql)]
 
     def sweep_names(self, sweep_id: str, status: str | None = None) -> list[str]:
         """The names of a sweep's runs (in ``status``), in the order they were queued."""

@@ -4,22 +4,17 @@ DistributedDataParallel averages the gradients.
 
 Only rank 0 records: it claims the run, writes the store, the log and the
 checkpoints. The other ranks read the run's row, train in lockstep and write nothing
-but a scratch folder that is removed at the end. NCCL on CUDA, gloo on the CPU.
+but a scratch folder that is removed at the end (``Follower`` is their store). NCCL on
+CUDA, gloo on the CPU. The processes are started in ``vml.launch.worker``.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import torch
 import torch.distributed as dist
-
-from vml.config import ProjectConfig, resolve_task
-from vml.store import RunStore
 
 
 def world() -> tuple[int, int]:
@@ -78,32 +73,3 @@ class Follower:
         pass
 
     add_metric_points = add_metrics = add_event = delete_metrics_after = update_run
-
-
-def start_distributed(project: ProjectConfig, name: str, stderr: TextIO):
-    """The worker's side under torchrun: join the process group, train run ``name``
-    as this rank, leave the group."""
-    from vml.data.prepare import prepare_data
-    from vml.train.runner import start_queued_run
-
-    dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    rank = dist.get_rank()
-    scratch = None
-    try:
-        with RunStore(project.trainings_dir / "vml.db") as store:
-            row = store.run_by_name(name)
-        if row is None:
-            raise ValueError(f"no run named {name!r}")
-        # Rank 0 prepares the data (or finds it cached) before the others read it.
-        hparams = row["hyperparameters"]
-        if rank == 0:
-            prepare_data(project, hparams["random_seed"], task=resolve_task(hparams)[0])
-        dist.barrier()
-        if rank == 0:
-            return start_queued_run(project, name, stderr=stderr)
-        scratch = Path(tempfile.mkdtemp(prefix=f"vml-{name}-rank{rank}-"))
-        return start_queued_run(project, name, stderr=stderr, store=Follower(row), folder=scratch)
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
-        dist.destroy_process_group()

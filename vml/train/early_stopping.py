@@ -19,7 +19,6 @@ class EarlyStopping(Callback):
         self.sign = -1.0 if monitor.endswith("loss") else 1.0
         self.best = -math.inf
         self.waited = 0
-        self.stopped_epoch: int | None = None
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         score = self.sign * trainer.logs[self.monitor]
@@ -28,7 +27,6 @@ class EarlyStopping(Callback):
             return
         self.waited += 1
         if self.waited >= self.patience:
-            self.stopped_epoch = trainer.epoch
             trainer.stop_reason = "early-stopped"
 
     def state_dict(self) -> dict:

@@ -16,7 +16,7 @@ import torch
 from vml.config import IMAGE_PATTERNS
 from vml.data.image_source import decode
 from vml.data.prepare import stack_images
-from vml.data.preprocess import OPS, ScalerOp, apply_image_ops
+from vml.preprocess import OPS, ScalerOp, apply_image_ops
 from vml.errors import UsageError
 from vml.models import get_model
 from vml.train.checkpoint import BEST, load_checkpoint

@@ -8,13 +8,11 @@ import time
 from datetime import datetime, timezone
 
 from vml.store import RunStore
-from vml.store.runs import utcnow
+from vml.store.runs import EPOCH_METRICS, utcnow
 from vml.train.callbacks import Callback
 from vml.train.checkpoint import BestCheckpoint
 from vml.train.loop import Trainer
 
-EPOCH_METRICS = ("loss", "acc", "val_loss", "val_acc")
-STEP_METRICS = ("step_loss", "lr")
 FLUSH_SECONDS = 1.0
 
 

@@ -19,7 +19,7 @@ from vml.atomic import write_text_atomic
 from vml.config import ProjectConfig, Split, resolve_task
 from vml.data.prepare import PreparedData, prepare_data
 from vml.errors import ConflictError, UsageError, VmlError
-from vml.lifecycle import Heartbeat, process_identity
+from vml.liveness import Heartbeat, process_identity
 from vml.params import display_key
 from vml.store import RunStore
 from vml.store.runs import utcnow
@@ -115,7 +115,7 @@ def start_queued_run(
     """Train run ``name``, recorded as ``queued`` (by ``ml train --detach``, the API or
     the queue), in this process: the worker's side. Whatever goes wrong from here is
     recorded on the run as ``failed``. Records go to the project's store, or to
-    ``store`` (a cluster worker's relay to the driver: see ``vml.ray_backend``), files
+    ``store`` (a cluster worker's relay to the driver: see ``vml.launch.ray``), files
     to the run's folder, or ``folder``."""
     with contextlib.ExitStack() as stack:
         if store is None:

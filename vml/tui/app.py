@@ -22,10 +22,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from vml import api
-from vml.columns import cell, duration, eta_seconds
+from vml.views import cell, duration, eta_seconds, percent_done, run_value
 from vml.errors import VmlError
 from vml.live import LiveRuns, MetricHistories
-from vml.run import percent_done
 from vml.tui.compare import CompareScreen
 from vml.tui.dialogs import ConfirmCancel, ConfirmDelete
 from vml.tui.new_run import NewRunScreen
@@ -51,7 +50,7 @@ def dashboard_columns(list_columns: Iterable[str], sweeps: bool = False) -> list
 
 def progress_cell(run: dict[str, Any]) -> str:
     """A text bar and percentage for a run's progress: ``█████░░░░░  50.0%``."""
-    percent = percent_done(run["status"], run["epoch"], run["epochs"], run["batch"], run["batches"])
+    percent = percent_done(run)
     filled = round(BAR_WIDTH * percent / 100)
     return f"{'█' * filled}{'░' * (BAR_WIDTH - filled)} {percent:5.1f}%"
 
@@ -74,10 +73,10 @@ def row_cells(run: dict[str, Any], columns: list[str], marked: bool = False) -> 
 
 def sort_value(run: dict[str, Any], column: str) -> Any:
     if column == "progress":
-        return percent_done(run["status"], run["epoch"], run["epochs"], run["batch"], run["batches"])
+        return percent_done(run)
     if column == "eta":
         return eta_seconds(run)
-    return api.run_value(run, column)
+    return run_value(run, column)
 
 
 def sorted_runs(runs: list[dict[str, Any]], column: str, descending: bool) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header
 
-from vml.compare import compare_rows, final_values, text
+from vml.views import compare_rows, compared_text, final_values
 from vml.live import MetricHistories
 from vml.tui.charts import Chart, epoch_series, per_step_keys
 
@@ -58,7 +58,7 @@ class CompareScreen(Screen):
         table = self.query_one("#compare", DataTable)
         table.clear()
         for field, values, differs in compare_rows(self.runs, finals):
-            cells = [text(value, field) for value in values]
+            cells = [compared_text(value, field) for value in values]
             if differs:
                 table.add_row(
                     "*", Text(field, style=DIFFERS), *(Text(c, style=DIFFERS) for c in cells), key=field

@@ -13,10 +13,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, RichLog, Static, TabbedContent, TabPane
 
 from vml import api
-from vml.columns import duration, eta_seconds, local_time
+from vml.views import duration, eta_seconds, local_time, percent_done
 from vml.errors import VmlError
 from vml.live import MetricHistories, metric_names
-from vml.run import percent_done
 from vml.tui.charts import Chart, chart_groups, epoch_series, latest_epoch_series, per_step_keys
 
 REFRESH_SECONDS = 1.0
@@ -39,7 +38,7 @@ def record_text(info: dict[str, Any], root: Path) -> str:
             return str(Path(found).relative_to(root))
         return f"{found:.4f}" if isinstance(found, float) else str(found)
 
-    done = percent_done(info["status"], info["epoch"], info["epochs"], info["batch"], info["batches"])
+    done = percent_done(info)
     eta = eta_seconds(info)
     lines = [
         f"status: {info['status']}",

@@ -14,18 +14,19 @@ Ray is an optional extra: ``pip install 'vml[ray]'``.
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vml import api
+from vml.atomic import write_bytes_atomic
+from vml.config import ProjectConfig
 from vml.errors import UsageError
-from vml.scheduler import ending
+from vml.paths import PROJECT_FILE, RUN_PROJECT_FILE, run_dir
 from vml.store import RunStore
 from vml.store.runs import ACTIVE_STATES, utcnow
+from vml.views import ending
 
 POLL_SECONDS = 0.2
 # Store methods a task may call on the driver's store, through its relay.
@@ -127,14 +128,14 @@ def train_task(
     from vml.config import load_project
     from vml.train.runner import start_queued_run
 
-    project_root = Path(root) if Path(root, "vergeml.yaml").is_file() else Path.cwd()  # shared, or Ray's copy
-    folder = project_root / "trainings" / name
+    project_root = Path(root) if Path(root, PROJECT_FILE).is_file() else Path.cwd()  # shared, or Ray's copy
+    folder = run_dir(project_root, name)
     shared = folder.is_dir() and not copy_back
     if not shared:
         folder = Path(tempfile.mkdtemp(prefix=f"vml-{name}-"))
     own = None
     if project_file is not None:
-        own = folder / api.RUN_PROJECT_FILE
+        own = folder / RUN_PROJECT_FILE
         own.write_text(project_file, encoding="utf-8")
     project = load_project(project_root, own)
     with open(os.devnull, "w") as quiet:
@@ -142,7 +143,7 @@ def train_task(
     if shared:
         return {}
     return {
-        p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != api.RUN_PROJECT_FILE
+        p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != RUN_PROJECT_FILE
     }
 
 
@@ -152,7 +153,7 @@ class RayScheduler:
 
     def __init__(
         self,
-        project: api.Project,
+        project: ProjectConfig,
         sweep: str,
         parallel: int,
         gpus_per_run: int = 0,
@@ -188,7 +189,7 @@ class RayScheduler:
                     queued = store.sweep_names(self.sweep, "queued")
                     for name in queued[: self.parallel - len(in_flight)]:
                         row = store.run_by_name(name)
-                        own = self.project.trainings_dir / name / api.RUN_PROJECT_FILE
+                        own = run_dir(self.project.root, name) / RUN_PROJECT_FILE
                         text = own.read_text(encoding="utf-8") if own.is_file() else None
                         ref = task.remote(
                             str(self.project.root), name, row, text, queue, cancels, self.copy_back
@@ -229,15 +230,12 @@ class RayScheduler:
         self._drain(store, queue)  # what it sent before it ended
         folder = self.project.trainings_dir / name
         for file_name, data in files.items():
-            _write_atomically(folder / file_name, data)
+            write_bytes_atomic(folder / file_name, data)
         row = store.run_by_name(name)
         if row is None:
             return
         if row["status"] in ACTIVE_STATES:
-            reason = f"its Ray task ended without recording an end ({error or 'no error'})"
-            store.set_status(
-                row["id"], "crashed", ACTIVE_STATES, ended_at=utcnow(), error=f"crashed: {reason}"
-            )
+            store.mark_crashed(row["id"], f"its Ray task ended without recording an end ({error or 'no error'})")
             row = store.run_by_name(name) or row
         self.ended[name] = row["status"]
         self.say(name, ending(row))
@@ -255,9 +253,3 @@ class CancelRequests:
 
     def requested(self, run_id: int) -> bool:
         return run_id in self._ids
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{socket.gethostname()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)

@@ -89,23 +89,16 @@ def reap(store: RunStore, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     now = datetime.now(timezone.utc)
     for row in rows:
         reason = crash_reason(row, now)
-        if reason is None:
-            continue
-        fields = {"ended_at": utcnow(), "error": f"crashed: {reason}"}
         # Only if it still says so: the worker may have ended it a moment ago.
-        if store.set_status(row["id"], "crashed", (row["status"],), **fields):
-            store.add_event(row["id"], "crashed", reason)
-            row.update(status="crashed", **fields)
+        if reason is not None and store.mark_crashed(row["id"], reason, (row["status"],)):
+            row.update(store.run_by_name(row["name"]) or {"status": "crashed"})
     return rows
 
 
 def reap_sweeps(store: RunStore) -> None:
     """End the sweeps whose scheduler died (killed, its machine down): their queued
     runs that no worker took are cancelled, saying how to finish the sweep."""
-    open_sweeps = store.conn.execute(
-        "select * from sweeps where ended_at is null and pid is not null"
-    ).fetchall()
-    for sweep in map(dict, open_sweeps):
+    for sweep in store.open_sweeps():
         reason = crash_reason({**sweep, "status": "running"})
         if reason is None:
             continue

@@ -8,12 +8,12 @@ to every split. Images are float32 arrays of shape (height, width, channels).
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from vml.errors import did_you_mean
 from vml.params import HyperParam, display_key, normalize_key
 
 if TYPE_CHECKING:
@@ -299,8 +299,7 @@ def check_ops(ops: list[Any], images: bool | None) -> tuple[dict[str, Any], ...]
         name = normalize_key(str(entry["op"])).replace("_", "-")
         op = OPS.get(name)
         if op is None:
-            close = difflib.get_close_matches(name, OPS, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"known ops: {', '.join(OPS)}"
+            hint = did_you_mean(name, OPS, f"known ops: {', '.join(OPS)}")
             raise OpError((index, "op"), f"unknown preprocess op {entry['op']!r}: {hint}")
         if isinstance(op, ImageOp):
             if images is False:
@@ -323,9 +322,8 @@ def _check_options(op: Op, entry: dict, index: int) -> dict[str, Any]:
             continue
         param = declared.get(key)
         if param is None:
-            close = difflib.get_close_matches(key, declared, n=1)
             known = ", ".join(display_key(k) for k in declared) or "none"
-            hint = f"did you mean {display_key(close[0])}?" if close else f"options: {known}"
+            hint = did_you_mean(key, declared, f"options: {known}", show=display_key)
             raise OpError(
                 (index, key, "__key__"), f"unknown option {display_key(key)!r} for op {op.name} ({hint})"
             )

@@ -30,7 +30,6 @@ from typing import Any
 
 import yaml
 
-from vml import api
 from vml.config import (
     PROJECT_FILE,
     SCHEMA,
@@ -40,6 +39,7 @@ from vml.config import (
     resolve_hyperparameters,
 )
 from vml.errors import UsageError
+from vml.launch.sweep import Planned
 from vml.names import validate_name
 from vml.params import display_key, normalize_key
 
@@ -57,24 +57,13 @@ PROJECT_KEYS = {key for key in SCHEMA if key not in TOP_LEVEL_HYPERPARAMS}
 
 
 @dataclass
-class Entry:
-    """One run of a runs file: its name, hyperparameter overrides and, when it changes
-    project settings or has a template, its own project file (as a YAML tree)."""
-
-    name: str
-    overrides: dict[str, tuple[str, str]]
-    tree: dict[str, Any] | None = None
-    config: ProjectConfig | None = None
-
-
-@dataclass
 class RunsFile:
     path: Path
-    entries: list[Entry]
+    entries: list[Planned]  # each with its name, and maybe a project file of its own
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def read_runs_file(project: api.Project, path: Path) -> RunsFile:
+def read_runs_file(project: ProjectConfig, path: Path) -> RunsFile:
     """Read and check a runs file; ``UsageError`` lists every problem found."""
     shown = os.path.relpath(path)
     try:
@@ -143,7 +132,7 @@ def _settings(config: Any, problems: list[str]) -> dict[str, Any]:
     return settings
 
 
-def _entry(project: api.Project, path: Path, name: str, body: Any, problems: list[str]) -> Entry | None:
+def _entry(project: ProjectConfig, path: Path, name: str, body: Any, problems: list[str]) -> Planned | None:
     where = f"run {name!r}"
     try:
         validate_name(name)
@@ -159,7 +148,7 @@ def _entry(project: api.Project, path: Path, name: str, body: Any, problems: lis
     template = body.pop("template", None)
     settings = {normalize_key(str(k)): v for k, v in body.items() if normalize_key(str(k)) in PROJECT_KEYS}
     hyper = {k: v for k, v in body.items() if normalize_key(str(k)) not in PROJECT_KEYS}
-    config, tree = project.config, None
+    config, tree = project, None
     if template is not None or settings:
         tree, config = _own_project(project, path, template, settings, where, problems)
         if config is None:
@@ -170,11 +159,11 @@ def _entry(project: api.Project, path: Path, name: str, body: Any, problems: lis
             resolve_hyperparameters(config, {key: value})
         except UsageError as exc:
             problems.append(f"{where}: {exc.message}")
-    return Entry(name, overrides, tree, config)
+    return Planned(overrides, name, tree, config)
 
 
 def _own_project(
-    project: api.Project, path: Path, template: Any, settings: dict[str, Any], where: str, problems: list[str]
+    project: ProjectConfig, path: Path, template: Any, settings: dict[str, Any], where: str, problems: list[str]
 ) -> tuple[dict[str, Any] | None, ProjectConfig | None]:
     """The entry's project file (template or vergeml.yaml, with its settings) as a
     tree, and the checked config it makes."""
@@ -199,7 +188,7 @@ def _own_project(
 
 
 def _checked(
-    project: api.Project, tree: dict[str, Any], where: str, problems: list[str]
+    project: ProjectConfig, tree: dict[str, Any], where: str, problems: list[str]
 ) -> ProjectConfig | None:
     """Load ``tree`` as a project file (written to a temporary file in the project)."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=project.root, delete=False) as file:

@@ -17,11 +17,15 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from vml import api
 from vml.config import ProjectConfig, resolve_hyperparameters
-from vml.errors import UsageError
+from vml.errors import NotFoundError, UsageError
+from vml.launch.process import record_queued, taken_names
+from vml.launch.stop import cancel_run
 from vml.names import generate_name, validate_name
 from vml.params import HyperParam
+from vml.paths import RUN_PROJECT_FILE, run_dir
+from vml.store import RunStore
+from vml.store.runs import utcnow
 
 Overrides = dict[str, tuple[str, str]]  # canonical key -> (flag as typed, value)
 
@@ -145,6 +149,8 @@ class Queued:
     names: list[str]
     skipped: list[tuple[str, str]]  # (what the run would have been, the finished run it matches)
     flags: dict[str, str]  # run name -> its overrides as flags
+    parallel: int = 1  # runs at once
+    cpus_per_run: int = 1  # CPU threads of each
 
 
 def new_sweep_id() -> str:
@@ -163,19 +169,17 @@ class Planned:
 
 
 def queue(
-    project: api.Project, runs: list[Planned], source: str, needed: bool = False, **settings: Any
+    project: ProjectConfig, runs: list[Planned], source: str, needed: bool = False, **settings: Any
 ) -> Queued:
     """Record ``runs`` as one sweep of ``queued`` runs, in order, with the scheduler
     ``settings`` (parallel, gpus_per_run, cpus_per_run, backend). With ``needed``, a
     run whose hyperparameters and data match a finished run is skipped."""
     import yaml
 
-    from vml.store import RunStore
-
     done = _finished_by_key(project) if needed else {}
     todo, skipped = [], []
     for run in runs:
-        config = run.config or project.config
+        config = run.config or project
         hparams = resolve_hyperparameters(config, run.overrides)
         match = done.get(_key(hparams, _fingerprint(config, hparams))) if needed else None
         if match:
@@ -183,24 +187,22 @@ def queue(
         else:
             todo.append((run, config, hparams))
     if not todo:
-        return Queued(None, [], skipped, {})
+        return Queued(None, [], skipped, {}, settings.get("parallel", 1), settings.get("cpus_per_run", 1))
     sweep = new_sweep_id()
     queued, flags = [], {}
     with RunStore(project.db_path) as store:
         store.create_sweep(sweep, source, **settings)
-    taken = project.taken_names()
+    taken = taken_names(project.root)
     for run, config, hparams in todo:
         chosen = _free(validate_name(run.name), taken) if run.name else generate_name(taken)
-        chosen = project.record_queued(
-            chosen, run.name is None, hparams, model=config.model.name, sweep=sweep
-        )
+        chosen = record_queued(project, chosen, run.name is None, hparams, model=config.model.name, sweep=sweep)
         if run.tree is not None:
-            with (project.trainings_dir / chosen / api.RUN_PROJECT_FILE).open("w", encoding="utf-8") as file:
+            with (run_dir(project.root, chosen) / RUN_PROJECT_FILE).open("w", encoding="utf-8") as file:
                 yaml.safe_dump(run.tree, file, sort_keys=False)
         taken.add(chosen)
         queued.append(chosen)
         flags[chosen] = describe(run.overrides)
-    return Queued(sweep, queued, skipped, flags)
+    return Queued(sweep, queued, skipped, flags, settings.get("parallel", 1), settings.get("cpus_per_run", 1))
 
 
 def _free(name: str, taken: set[str]) -> str:
@@ -223,23 +225,23 @@ def _key(hparams: dict[str, Any], fingerprint: str) -> str:
     return json.dumps([hparams, fingerprint], sort_keys=True)
 
 
-def _finished_by_key(project: api.Project) -> dict[str, str]:
-    """Finished runs by what makes them the same run: hyperparameters and data."""
+def _finished_by_key(project: ProjectConfig) -> dict[str, str]:
+    """Finished runs (whose folders are still there) by what makes them the same run:
+    hyperparameters and data."""
+    if not project.db_path.exists():
+        return {}
+    with RunStore(project.db_path) as store:
+        finished = store.runs(["finished"])
     return {
         _key(row["hyperparameters"], row["fingerprint"]): row["name"]
-        for row in project.records("finished")
-        if row["fingerprint"]
+        for row in finished
+        if row["fingerprint"] and run_dir(project.root, row["name"]).is_dir()
     }
 
 
-def cancel(project: api.Project, sweep_id: str, timeout: float = 30.0) -> dict[str, str]:
+def cancel(project: ProjectConfig, sweep_id: str, timeout: float = 30.0) -> dict[str, str]:
     """Cancel a sweep: its queued runs leave the queue at once, its running runs stop
-    at their next batch (see ``Run.cancel``). The new status of each run it touched."""
-    from vml.errors import NotFoundError
-    from vml.run import Run
-    from vml.store import RunStore
-    from vml.store.runs import utcnow
-
+    at their next batch (see ``cancel_run``). The new status of each run it touched."""
     with RunStore(project.db_path) as store:
         if store.sweep(sweep_id) is None:
             raise NotFoundError(f"no sweep {sweep_id!r} (ml list --columns instance,sweep shows them)")
@@ -250,5 +252,5 @@ def cancel(project: api.Project, sweep_id: str, timeout: float = 30.0) -> dict[s
                 statuses[name] = "cancelled"
         running = store.sweep_names(sweep_id, "running") + store.sweep_names(sweep_id, "queued")
     for name in running:
-        statuses[name] = Run(project, name).cancel(timeout)
+        statuses[name] = cancel_run(project.db_path, name, timeout)
     return statuses

@@ -1,0 +1,103 @@
+"""The local queue: a sweep's queued runs started K at a time, each in its own worker
+process pinned to its GPUs (``CUDA_VISIBLE_DEVICES``) and CPU threads.
+
+The queue is the store: a sweep's runs are recorded ``queued`` up front and started
+in order as slots free up. Cancelling a queued run (``ml cancel``) takes it out of the
+queue; a worker that dies does not stop the queue. The scheduler keeps a heartbeat on
+its sweep like a worker does on its run. ``python -m vml.launch.local PROJECT SWEEP``
+is a detached scheduler (``ml train --detach`` with a sweep).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from vml.config import ProjectConfig
+from vml.launch.process import Placement, spawn_worker, worker_env
+from vml.liveness import process_identity
+from vml.store import RunStore
+from vml.store.runs import ACTIVE_STATES, utcnow
+from vml.views import ending
+
+POLL_SECONDS = 0.2
+
+
+class LocalScheduler:
+    """Runs the queued runs of ``sweep`` in ``project``, ``placement.parallel`` at a
+    time, until none is queued or running. ``say(name, event)`` hears each start and end."""
+
+    def __init__(
+        self,
+        project: ProjectConfig,
+        sweep: str,
+        placement: Placement,
+        say: Callable[[str, str], None] = lambda name, event: None,
+    ) -> None:
+        self.project = project
+        self.sweep = sweep
+        self.placement = placement
+        self.say = say
+        self.stop = threading.Event()
+        self.ended: dict[str, str] = {}  # the final status of each run it started
+        self._running: dict[str, tuple[subprocess.Popen, tuple[str, ...]]] = {}
+
+    def run(self) -> dict[str, str]:
+        """Start and follow the runs until none is queued or running; ``ended``."""
+        with RunStore(self.project.db_path) as store:
+            store.update_sweep(self.sweep, **process_identity(os.getpid()), heartbeat=utcnow())
+            while True:
+                self._reap(store)
+                queued = store.sweep_names(self.sweep, "queued")
+                free = [slot for slot in self.placement.slots if slot not in self._busy()]
+                for name, slot in zip(queued, free, strict=False):
+                    env = worker_env(slot, self.placement.cpus_per_run)
+                    self._running[name] = (spawn_worker(self.project.root, name, env), slot)
+                    self.say(name, "started" + (f" on GPU {','.join(slot)}" if slot else ""))
+                store.update_sweep(self.sweep, heartbeat=utcnow())
+                if not self._running and not store.sweep_names(self.sweep, "queued"):
+                    break
+                self.stop.wait(POLL_SECONDS)
+            store.update_sweep(self.sweep, ended_at=utcnow())
+        return self.ended
+
+    def _busy(self) -> list[tuple[str, ...]]:
+        return [slot for _, slot in self._running.values()]
+
+    def _reap(self, store: RunStore) -> None:
+        """Free the slots of workers that exited; a run its worker left live crashed."""
+        for name, (process, _) in list(self._running.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            del self._running[name]
+            row = store.run_by_name(name)
+            if row is None:
+                continue
+            if row["status"] in ACTIVE_STATES:
+                store.mark_crashed(row["id"], f"its worker exited with code {code} without recording an end")
+                row = store.run_by_name(name) or row
+            self.ended[name] = row["status"]
+            self.say(name, ending(row))
+
+
+def main(argv: list[str]) -> int:
+    from vml.config import load_project
+    from vml.launch import backend_for
+
+    root, sweep = argv
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # not inherited ignored (see the worker)
+    scheduler = backend_for(
+        load_project(Path(root)), sweep, lambda name, event: print(f"{name}: {event}", flush=True)
+    )
+    ended = scheduler.run()
+    return 0 if all(status == "finished" for status in ended.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

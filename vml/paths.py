@@ -1,0 +1,48 @@
+"""The names of a project's files and folders, in one place.
+
+::
+
+    PROJECT/
+      vergeml.yaml            PROJECT_FILE
+      .cache/                 CACHE_DIR
+      trainings/              TRAININGS_DIR
+        vml.db                DB_FILE
+        .sweeps/SWEEP.txt     SWEEP_OUTPUT: a detached scheduler's output
+        NAME/                 one folder a run
+          config.yaml         CONFIG_FILE
+          best.pt last.pt     BEST, LAST
+          log.txt             LOG_FILE
+          worker.txt          WORKER_OUTPUT: what a worker process printed
+          vergeml.yaml        RUN_PROJECT_FILE: a runs-file entry's own settings
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PROJECT_FILE = "vergeml.yaml"
+CACHE_DIR = ".cache"
+TRAININGS_DIR = "trainings"
+DB_FILE = "vml.db"
+SWEEP_OUTPUT = ".sweeps"
+CONFIG_FILE = "config.yaml"
+BEST = "best.pt"
+LAST = "last.pt"
+LOG_FILE = "log.txt"
+WORKER_OUTPUT = "worker.txt"
+RUN_PROJECT_FILE = PROJECT_FILE
+
+
+def trainings_dir(root: Path) -> Path:
+    """``root/trainings``: the runs' folders and the store."""
+    return Path(root) / TRAININGS_DIR
+
+
+def db_path(root: Path) -> Path:
+    """The project's store, ``root/trainings/vml.db``."""
+    return trainings_dir(root) / DB_FILE
+
+
+def run_dir(root: Path, name: str) -> Path:
+    """Run ``name``'s folder, ``root/trainings/NAME``."""
+    return trainings_dir(root) / name
