@@ -42,8 +42,8 @@ from textual._compositor import CompositorUpdate
 
 import vml
 from vml import api
-from vml.liveness import process_identity
 from vml.live import LiveRuns
+from vml.liveness import process_identity
 from vml.names import generate_name
 from vml.store import RunStore
 from vml.store.runs import utcnow

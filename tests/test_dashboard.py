@@ -15,7 +15,7 @@ import pytest
 from textual.widgets import DataTable, Input, Static
 
 from vml import api
-from vml.tui.app import Dashboard
+from vml.tui.app import Dashboard, sorted_runs
 from vml.tui.run_screen import RunScreen
 from vml.tui.table import RunTable
 
@@ -403,3 +403,12 @@ def test_a_sweeps_runs_show_their_sweep_and_filter_by_it(project: Path) -> None:
             await until(pilot, lambda: set(table_rows(app)) == set(queued.names), "the sweep's runs only")
 
     asyncio.run(scenario())
+
+
+def test_sorting_puts_numbers_before_text_and_runs_without_a_value_last() -> None:
+    runs = [
+        {"instance": name, "hyperparameters": {"width": width}}
+        for name, width in (("a", "wide"), ("b", None), ("c", 64), ("d", 8), ("e", None))
+    ]
+    assert [r["instance"] for r in sorted_runs(runs, "width", False)] == ["d", "c", "a", "b", "e"]
+    assert [r["instance"] for r in sorted_runs(runs, "width", True)] == ["a", "c", "d", "b", "e"]

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 from vml import api
-from vml.liveness import host
 from vml.live import LiveRuns, MetricHistories, metric_names
+from vml.liveness import host
 from vml.store import RunStore
 from vml.store.runs import utcnow
 

@@ -19,8 +19,8 @@ from data_factories import (
 from PIL import Image
 
 from vml.data.prepare import PreparedData
-from vml.preprocess import OPS
 from vml.errors import UsageError
+from vml.preprocess import OPS
 
 SPLITS = ("train", "val", "test")
 

@@ -83,8 +83,8 @@ def test_progress_of_a_finished_run_is_complete(finished: Finished) -> None:
         "percent": 100.0,
         "epoch": 2,
         "epochs": 2,
-        "step": STEPS,
-        "steps": STEPS,
+        "batch": STEPS,
+        "batches": STEPS,
     }
 
 

@@ -103,7 +103,7 @@ def test_test_reproduces_the_recorded_scores(project: Path, ml) -> None:
     refused = ml("test", "scored", "--format", "csv", cwd=project)
     assert (refused.returncode, refused.stderr) == (
         2,
-        "ml: error: unknown format 'csv' (use table or json)\n",
+        "ml: error: unknown format 'csv' (use one of: table, json)\n",
     )
 
 

@@ -148,15 +148,18 @@ def test_each_worker_gets_its_own_gpus_and_threads(project: Path, ml, monkeypatc
     sweep = result.stdout.strip()
     try:
 
-        def environments() -> list[dict[str, str]] | None:
-            runs = rows(project, sweep)
-            if not all(r["status"] == "running" and r["pid"] for r in runs):
+        def first_lines() -> list[str] | None:
+            # A run's log opens with what it trains on (a warm-started run's environment
+            # is set after its fork, so /proc/PID/environ would not show it).
+            logs = [project / "trainings" / r["name"] / "log.txt" for r in rows(project, sweep)]
+            if not all(log.is_file() and log.read_text().strip() for log in logs):
                 return None
-            return [psutil.Process(r["pid"]).environ() for r in runs]
+            return [log.read_text().splitlines()[0] for log in logs]
 
-        envs = wait_for(environments, "both runs to start")
-        assert sorted(e["CUDA_VISIBLE_DEVICES"] for e in envs) == ["0", "1"]
-        assert all(e["OMP_NUM_THREADS"] == str(max((os.cpu_count() or 1) // 2, 1)) for e in envs)
+        lines = wait_for(first_lines, "both runs to start")
+        threads = max((os.cpu_count() or 1) // 2, 1)
+        assert sorted(line.split("CUDA_VISIBLE_DEVICES=")[1].split(",")[0] for line in lines) == ["0", "1"]
+        assert all(f", {threads} CPU thread(s)," in line for line in lines)
     finally:
         cancelled = ml("cancel", "--sweep", sweep, cwd=project)
     assert cancelled.returncode == 0, cancelled.stderr

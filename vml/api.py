@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from vml.config import (

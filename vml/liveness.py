@@ -24,7 +24,7 @@ from typing import Any
 
 import psutil
 
-from vml.store import RunStore
+from vml.store import RunRecords, RunStore
 from vml.store.runs import utcnow
 
 HEARTBEAT_SECONDS = 1.0
@@ -160,7 +160,7 @@ class Heartbeat:
     process's main thread (which stops the loop at the next batch boundary). Each
     beat also records what the process uses (``ResourceMeter``)."""
 
-    def __init__(self, store: RunStore | Path, run_id: int, interval: float = HEARTBEAT_SECONDS) -> None:
+    def __init__(self, store: RunRecords | Path, run_id: int, interval: float = HEARTBEAT_SECONDS) -> None:
         # A RunStore's connection belongs to its thread: the beat opens its own on the
         # same file. Another store (a cluster worker's relay) is used as it is.
         self.store = store

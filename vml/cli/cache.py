@@ -10,6 +10,7 @@ import typer
 
 from vml import api
 from vml.cli import render
+from vml.cli.options import FORMATS, check_format, format_option
 from vml.errors import UsageError
 
 app = typer.Typer(
@@ -22,7 +23,7 @@ app = typer.Typer(
 COLUMNS = ("fingerprint", "source", "size", "created", "last used", "runs", "status")
 CSV_COLUMNS = ("fingerprint", "source", "size", "created", "last_used", "runs", "status", "problem")
 
-FORMAT_OPTION = typer.Option("table", "--format", "-f", help="table, json or csv.")
+FORMAT_OPTION = format_option(FORMATS)
 
 
 @app.callback(invoke_without_command=True)
@@ -95,8 +96,7 @@ def clear(
 
 
 def _show(fmt: str) -> None:
-    if fmt not in render.FORMATS:
-        raise UsageError(f"unknown format {fmt!r} (use one of: {', '.join(render.FORMATS)})")
+    check_format(fmt, FORMATS)
     entries = api.cache_entries(api.Project())
     if fmt == "json":
         render.print_json(entries)

@@ -6,18 +6,17 @@ import typer
 
 from vml import api
 from vml.cli import render
-from vml.errors import UsageError
+from vml.cli.options import COMPARED_RUNS, TABLE_JSON, check_format, format_option
 from vml.views import compared_text
 
 
 def compare_runs(
-    runs: list[str] = typer.Argument(..., help="Two or more runs: names, @name, unique prefixes, or @last."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    runs: list[str] = COMPARED_RUNS,
+    fmt: str = format_option(TABLE_JSON),
     show_all: bool = typer.Option(False, "--all", "-a", help="Also the hyperparameters that are the same."),
 ) -> None:
     """Compare runs side by side: results, final metrics and the hyperparameters that differ."""
-    if fmt not in ("table", "json"):
-        raise UsageError(f"unknown format {fmt!r} (use table or json)")
+    check_format(fmt, TABLE_JSON)
     shown, rows = api.Project().compare(runs)
     names = [run["instance"] for run in shown]
     hyper = set(shown[0]["hyperparameters"]).union(*(run["hyperparameters"] for run in shown))

@@ -8,14 +8,13 @@ import typer
 
 from vml import api
 from vml.cli import render
-from vml.views import local_time
+from vml.cli.options import OPTIONAL_RUNS, RUNS
 from vml.errors import ExitCode, NotFoundError, UsageError
-
-RUNS = typer.Argument(..., help="Runs: names, @name, unique prefixes, or @last.")
+from vml.views import local_time
 
 
 def wait(
-    runs: list[str] = typer.Argument(None, help="Runs: names, @name, unique prefixes, or @last."),
+    runs: list[str] = OPTIONAL_RUNS,
     timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 1)."),
     poll: float = typer.Option(1.0, "--poll", help="Seconds between checks."),
     sweep_id: str | None = typer.Option(None, "--sweep", help="Wait for every run of this sweep."),
@@ -50,7 +49,7 @@ def wait(
 
 
 def cancel(
-    runs: list[str] = typer.Argument(None, help="Runs: names, @name, unique prefixes, or @last."),
+    runs: list[str] = OPTIONAL_RUNS,
     timeout: float = typer.Option(
         30.0, "--timeout", help="Seconds to wait for a clean stop before SIGTERM, then SIGKILL."
     ),

@@ -9,11 +9,11 @@ import typer
 
 from vml import api
 from vml.cli import render
-from vml.views import cell, changed_hyperparameters, check_column, run_value
-from vml.errors import NotFoundError, UsageError
+from vml.cli.options import LIST_FORMATS, check_format, format_option
+from vml.errors import NotFoundError
 from vml.params import normalize_key
+from vml.views import cell, changed_hyperparameters, check_column, run_value
 
-LIST_FORMATS = (*render.FORMATS, "md")
 PAGE_SIZE = 50
 
 
@@ -21,7 +21,7 @@ def list_runs(
     sort: str | None = typer.Option(
         None, "--sort", "-s", help="Sort by a column or hyperparameter; KEY:desc or -KEY for descending."
     ),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or md."),
+    fmt: str = format_option(LIST_FORMATS),
     status: list[str] = typer.Option([], "--status", help="Only runs in this state (repeatable)."),
     where: list[str] = typer.Option(
         [],
@@ -48,8 +48,7 @@ def list_runs(
     ),
 ) -> None:
     """List the project's runs, newest first."""
-    if fmt not in LIST_FORMATS:
-        raise UsageError(f"unknown format {fmt!r} (use one of: {', '.join(LIST_FORMATS)})")
+    check_format(fmt, LIST_FORMATS)
     project = api.Project()
     if sweep is not None:
         where = [*where, f"sweep={sweep}"]

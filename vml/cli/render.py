@@ -8,7 +8,6 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-FORMATS = ("table", "json", "csv")
 GAP = "   "
 
 

@@ -9,10 +9,9 @@ import typer
 
 from vml import api
 from vml.cli import render
+from vml.cli.options import FORMATS, RUN, TABLE_JSON, check_format, format_option
 from vml.cli.train import report
 from vml.errors import UsageError
-
-RUN = typer.Argument(..., help="A run: its name, @name, a unique prefix, or @last.")
 
 
 def resume(run: str = RUN) -> None:
@@ -20,10 +19,9 @@ def resume(run: str = RUN) -> None:
     report(api.Project().resume(run))
 
 
-def test(run: str = RUN, fmt: str = typer.Option("table", "--format", "-f", help="table or json.")) -> None:
+def test(run: str = RUN, fmt: str = format_option(TABLE_JSON)) -> None:
     """Evaluate a run's best checkpoint on its test split again."""
-    if fmt not in ("table", "json"):
-        raise UsageError(f"unknown format {fmt!r} (use table or json)")
+    check_format(fmt, TABLE_JSON)
     scores = api.Project().test(run)
     if fmt == "json":
         render.print_json(scores)
@@ -36,11 +34,10 @@ def predict(
     run: str = RUN,
     files: list[Path] = typer.Argument(..., help="Image files, or CSV files whose rows to predict."),
     top: int = typer.Option(3, "--top", "-k", help="How many labels to show per input."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
+    fmt: str = format_option(FORMATS),
 ) -> None:
     """Predict labels (with probabilities) for images or CSV rows with a run's best checkpoint."""
-    if fmt not in render.FORMATS:
-        raise UsageError(f"unknown format {fmt!r} (use one of: {', '.join(render.FORMATS)})")
+    check_format(fmt, FORMATS)
     if top < 1:
         raise UsageError(f"--top {top} must be at least 1")
     results = api.Project().predict(run, files, top)

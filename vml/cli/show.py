@@ -10,16 +10,16 @@ import typer
 
 from vml import api
 from vml.cli import render
-from vml.errors import NotFoundError, UsageError
+from vml.cli.options import RUN, TABLE_JSON, check_format, format_option
+from vml.errors import NotFoundError
+from vml.views import EPOCH_METRICS, epoch_table
 
-RUN = typer.Argument(..., help="A run: its name, @name, a unique prefix, or @last.")
 FOLLOW_POLL_SECONDS = 0.5
 
 
-def show(run: str = RUN, fmt: str = typer.Option("table", "--format", "-f", help="table or json.")) -> None:
+def show(run: str = RUN, fmt: str = format_option(TABLE_JSON)) -> None:
     """Show everything recorded about one run: status, process, hyperparameters, results."""
-    if fmt not in ("table", "json"):
-        raise UsageError(f"unknown format {fmt!r} (use table or json)")
+    check_format(fmt, TABLE_JSON)
     info = api.Project().run(run).info()
     if fmt == "json":
         render.print_json(info)
@@ -53,19 +53,13 @@ def logs(
     if metrics:
         _print_metrics(handle, follow)
         return
-    path = handle.project.trainings_dir / handle.name / "log.txt"
-    position = 0
+    offset = 0
     while True:
         ended = handle.status() not in api.ACTIVE_STATES  # read before the file: no line is missed
-        if path.exists():
-            with path.open("rb") as log:
-                log.seek(position)
-                chunk = log.read()
-            # Only whole lines: the writer may be in the middle of one.
-            complete = chunk[: chunk.rfind(b"\n") + 1] if not ended else chunk
-            sys.stdout.write(complete.decode("utf-8", errors="replace"))
-            sys.stdout.flush()
-            position += len(complete)
+        # Only whole lines while it runs: the writer may be in the middle of one.
+        text, offset = handle.log_since(offset, partial=ended)
+        sys.stdout.write(text)
+        sys.stdout.flush()
         if not follow or ended:
             return
         time.sleep(FOLLOW_POLL_SECONDS)
@@ -74,15 +68,11 @@ def logs(
 def _print_metrics(handle: api.Run, follow: bool) -> None:
     """One row per epoch: loss, acc, val_loss, val_acc (as recorded)."""
     shown = 0
-    keys = ("loss", "acc", "val_loss", "val_acc")
     header_done = False
     while True:
         ended = handle.status() not in api.ACTIVE_STATES
-        epochs: dict[int, dict[str, float]] = {}
-        for point in handle.metrics():
-            if point["key"] in keys:
-                epochs.setdefault(point["epoch"], {})[point["key"]] = point["value"]
-        present = [k for k in keys if any(k in values for values in epochs.values())]
+        epochs = epoch_table(handle.metrics())
+        present = [k for k in EPOCH_METRICS if any(k in values for values in epochs.values())]
         for epoch in sorted(epochs)[shown:]:
             if not header_done:
                 print("  ".join(f"{c:>9}" for c in ("epoch", *present)))

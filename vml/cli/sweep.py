@@ -59,7 +59,7 @@ def run_queue(project: api.Project, runs: list, source: str, *, detach: bool = F
     ended: list[str] = []
 
     def say(name: str, event: str) -> None:
-        if not event.startswith("started"):
+        if not event.startswith(("started", "note:")):
             ended.append(name)
         swept = f" ({queued.flags[name]})" if queued.flags.get(name) and event.startswith("started") else ""
         print(f"[{len(ended)}/{count} ended] {name}: {event}{swept}", file=sys.stderr, flush=True)

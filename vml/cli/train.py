@@ -74,14 +74,13 @@ def train(
 def follow(run: api.Run) -> None:
     """Print a background run's log as it grows until it ends (Ctrl-C cancels it),
     then how it ended, with the matching exit code."""
-    printed = 0
+    offset = 0
     try:
         while True:
-            ended = run.status() not in api.ACTIVE_STATES
-            lines = run.logs().splitlines()
-            for line in lines[printed:]:
+            ended = run.status() not in api.ACTIVE_STATES  # read before the log: no line is missed
+            text, offset = run.log_since(offset, partial=ended)  # whole lines while it runs
+            for line in text.splitlines():
                 print(line, file=sys.stderr, flush=True)
-            printed = len(lines)
             if ended:
                 break
             time.sleep(FOLLOW_SECONDS)

@@ -16,7 +16,6 @@ from vml.data.csv_source import read_csv
 from vml.data.fingerprint import StatCache, fingerprint
 from vml.data.image_source import read_images
 from vml.data.npz_source import read_npz
-from vml.preprocess import apply_image_ops, fit_and_apply, image_ops
 from vml.data.source import (
     Source,
     class_indices,
@@ -28,6 +27,7 @@ from vml.data.source import (
 )
 from vml.data.split import split_indices
 from vml.errors import UsageError
+from vml.preprocess import apply_image_ops, fit_and_apply, image_ops
 
 # Bump when the data code changes what it produces, so old entries are not reused.
 DATA_CODE_VERSION = 2

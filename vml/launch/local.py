@@ -14,23 +14,30 @@ import os
 import signal
 import subprocess
 import sys
-import threading
+import time
 from collections.abc import Callable
+from multiprocessing.connection import wait
 from pathlib import Path
 
 from vml.config import ProjectConfig
+from vml.launch import warm
 from vml.launch.process import Placement, spawn_worker, worker_env
+from vml.launch.warm import WarmStarter, WarmWorker
 from vml.liveness import process_identity
 from vml.store import RunStore
 from vml.store.runs import ACTIVE_STATES, utcnow
 from vml.views import ending
 
+# How often the queue looks for newly queued or cancelled runs; a worker's exit wakes
+# it at once (its sentinel), so the next run starts without waiting for a poll.
 POLL_SECONDS = 0.2
 
 
 class LocalScheduler:
     """Runs the queued runs of ``sweep`` in ``project``, ``placement.parallel`` at a
-    time, until none is queued or running. ``say(name, event)`` hears each start and end."""
+    time, until none is queued or running, each forked from a warm process (see
+    ``vml.launch.warm``). ``say(name, event)`` hears each start and end, and notes
+    (``note: ...``) about warm starts."""
 
     def __init__(
         self,
@@ -43,9 +50,9 @@ class LocalScheduler:
         self.sweep = sweep
         self.placement = placement
         self.say = say
-        self.stop = threading.Event()
         self.ended: dict[str, str] = {}  # the final status of each run it started
-        self._running: dict[str, tuple[subprocess.Popen, tuple[str, ...]]] = {}
+        self._running: dict[str, tuple[WarmWorker | subprocess.Popen, tuple[str, ...]]] = {}
+        self._starter: WarmStarter | None = None
 
     def run(self) -> dict[str, str]:
         """Start and follow the runs until none is queued or running; ``ended``."""
@@ -57,14 +64,29 @@ class LocalScheduler:
                 free = [slot for slot in self.placement.slots if slot not in self._busy()]
                 for name, slot in zip(queued, free, strict=False):
                     env = worker_env(slot, self.placement.cpus_per_run)
-                    self._running[name] = (spawn_worker(self.project.root, name, env), slot)
+                    self._running[name] = (self._start(name, env), slot)
                     self.say(name, "started" + (f" on GPU {','.join(slot)}" if slot else ""))
                 store.update_sweep(self.sweep, heartbeat=utcnow())
                 if not self._running and not store.sweep_names(self.sweep, "queued"):
                     break
-                self.stop.wait(POLL_SECONDS)
+                self._wait()
             store.update_sweep(self.sweep, ended_at=utcnow())
         return self.ended
+
+    def _start(self, name: str, env: dict[str, str]) -> WarmWorker | subprocess.Popen:
+        if not warm.enabled():
+            return spawn_worker(self.project.root, name, env)
+        if self._starter is None:
+            self._starter = WarmStarter(lambda run, line: self.say(run, f"note: {line}"))
+        return self._starter.start(self.project.root, name, env)
+
+    def _wait(self) -> None:
+        """Until a worker may have exited, or ``POLL_SECONDS``."""
+        sentinels = [s for worker, _ in self._running.values() if (s := getattr(worker, "sentinel", None))]
+        if sentinels:
+            wait(sentinels, POLL_SECONDS)
+        else:
+            time.sleep(POLL_SECONDS)
 
     def _busy(self) -> list[tuple[str, ...]]:
         return [slot for _, slot in self._running.values()]

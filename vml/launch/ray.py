@@ -43,8 +43,9 @@ def require_ray():
 
 
 class Relay:
-    """The store of a run trained in a Ray task: reads come from the run's row as the
-    driver sent it, writes go to the driver through ``queue``."""
+    """The store of a run trained in a Ray task (a ``vml.store.RunRecords``): reads
+    come from the run's row as the driver sent it, writes go to the driver through
+    ``queue``."""
 
     path = None
 

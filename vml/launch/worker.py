@@ -41,6 +41,27 @@ def main(argv: list[str]) -> int:
     return 0 if result.status == "finished" else 1
 
 
+def forked_main(root: str, name: str, env: dict[str, str], output: str) -> None:
+    """The worker of queued run ``name`` forked from the warm process (see
+    ``vml.launch.warm``): become a process of its own as a cold worker would be, then
+    train. Exits with ``main``'s code."""
+    os.setsid()  # its own session and process group, for ml cancel and kill
+    fd = os.open(output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.environ.clear()
+    os.environ.update(env)  # its GPUs (CUDA_VISIBLE_DEVICES) before anything touches CUDA
+    os.chdir(root)
+    threads = env.get("OMP_NUM_THREADS")
+    if threads:
+        import torch
+
+        # The warm process read OMP_NUM_THREADS when it imported torch: set this run's own.
+        torch.set_num_threads(int(threads))
+    sys.exit(main([root, name]))
+
+
 def start_distributed(project: ProjectConfig, name: str, stderr: TextIO):
     """One rank under torchrun: join the process group, train run ``name`` as this
     rank (rank 0 records, the others write to a ``Follower`` and a scratch folder),

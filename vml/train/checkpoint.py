@@ -11,11 +11,9 @@ from typing import Any
 import torch
 
 from vml.atomic import fsync_dir, shared_mode
+from vml.paths import BEST, LAST
 from vml.train.callbacks import Callback
 from vml.train.loop import Trainer
-
-BEST = "best.pt"
-LAST = "last.pt"
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:

@@ -46,8 +46,8 @@ def agree_to_stop(stop_reason: str | None) -> str | None:
 
 
 class Follower:
-    """The store of ranks other than 0: the run's row as read once, and writes that
-    go nowhere."""
+    """The store of ranks other than 0 (a ``vml.store.RunRecords``): the run's row
+    as read once, and writes that go nowhere."""
 
     path = None
 

@@ -16,10 +16,11 @@ import torch
 from vml.config import IMAGE_PATTERNS
 from vml.data.image_source import decode
 from vml.data.prepare import stack_images
-from vml.preprocess import OPS, ScalerOp, apply_image_ops
 from vml.errors import UsageError
 from vml.models import get_model
-from vml.train.checkpoint import BEST, load_checkpoint
+from vml.paths import BEST, CONFIG_FILE
+from vml.preprocess import OPS, ScalerOp, apply_image_ops
+from vml.train.checkpoint import load_checkpoint
 from vml.train.loop import Tensors, evaluate, loss_function
 
 IMAGE_SUFFIXES = {pattern.rsplit(".", 1)[1].lower() for pattern in IMAGE_PATTERNS}
@@ -155,9 +156,9 @@ def predict(
 def export(model: torch.nn.Module, checkpoint: dict[str, Any], folder: Path, target: Path) -> list[str]:
     """Write what it takes to use the model without vml; returns the file names."""
     target.mkdir(parents=True, exist_ok=True)
-    written = ["weights.pt", "config.yaml", "labels.json", "preprocess.json"]
+    written = ["weights.pt", CONFIG_FILE, "labels.json", "preprocess.json"]
     torch.save(model.state_dict(), target / "weights.pt")
-    shutil.copyfile(folder / "config.yaml", target / "config.yaml")
+    shutil.copyfile(folder / CONFIG_FILE, target / CONFIG_FILE)
     (target / "labels.json").write_text(json.dumps(checkpoint["classes"], indent=2))
     states = {k: v.tolist() for k, v in checkpoint["preprocess_state"].items()}
     (target / "preprocess.json").write_text(

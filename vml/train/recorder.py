@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from vml.store import RunStore
+from vml.store import RunRecords
 from vml.store.runs import EPOCH_METRICS, utcnow
 from vml.train.callbacks import Callback
 from vml.train.checkpoint import BestCheckpoint
@@ -19,7 +19,7 @@ FLUSH_SECONDS = 1.0
 class StoreRecorder(Callback):
     """Keeps the run's row current (epoch, step, best metric) and its metrics."""
 
-    def __init__(self, store: RunStore, run_id: int, best: BestCheckpoint) -> None:
+    def __init__(self, store: RunRecords, run_id: int, best: BestCheckpoint) -> None:
         self.store = store
         self.run_id = run_id
         self.best = best

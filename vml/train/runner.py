@@ -21,12 +21,11 @@ from vml.data.prepare import PreparedData, prepare_data
 from vml.errors import ConflictError, UsageError, VmlError
 from vml.liveness import Heartbeat, process_identity
 from vml.params import display_key
-from vml.store import RunStore
+from vml.paths import BEST, CONFIG_FILE, LAST, LOG_FILE
+from vml.store import RunRecords, RunStore
 from vml.store.runs import utcnow
 from vml.train.cancel import CancelOnSignal
 from vml.train.checkpoint import (
-    BEST,
-    LAST,
     BestCheckpoint,
     EpochCheckpoints,
     LastCheckpoint,
@@ -39,9 +38,6 @@ from vml.train.loop import Tensors, Trainer, build_optimizer, evaluate, loss_fun
 from vml.train.progress import LogLines, ProgressBar
 from vml.train.recorder import StoreRecorder
 from vml.train.schedule import StepSchedule, build_schedule
-
-LOG_FILE = "log.txt"
-CONFIG_FILE = "config.yaml"
 
 
 @dataclass(frozen=True)
@@ -95,7 +91,7 @@ def train_run(
     # Built before anything is recorded, so a model that rejects the data (cnn on a
     # table) records no run.
     model = _build_model(project, hparams, data, task, device)
-    with RunStore(project.trainings_dir / "vml.db") as store:
+    with RunStore(project.db_path) as store:
         run_id, name = store.create_run_with_folder(
             name, name_generated, project.model.name, hparams, **_run_fields(hparams, data, monitor)
         )
@@ -109,7 +105,7 @@ def start_queued_run(
     project: ProjectConfig,
     name: str,
     stderr: TextIO = sys.stderr,
-    store: RunStore | None = None,
+    store: RunRecords | None = None,
     folder: Path | None = None,
 ) -> RunResult:
     """Train run ``name``, recorded as ``queued`` (by ``ml train --detach``, the API or
@@ -119,12 +115,12 @@ def start_queued_run(
     to the run's folder, or ``folder``."""
     with contextlib.ExitStack() as stack:
         if store is None:
-            store = stack.enter_context(RunStore(project.trainings_dir / "vml.db"))
+            store = stack.enter_context(RunStore(project.db_path))
         return _start_queued(project, name, stderr, store, folder or project.trainings_dir / name)
 
 
 def _start_queued(
-    project: ProjectConfig, name: str, stderr: TextIO, store: RunStore, folder: Path
+    project: ProjectConfig, name: str, stderr: TextIO, store: RunRecords, folder: Path
 ) -> RunResult:
     row = store.run_by_name(name)
     if row is None:
@@ -185,7 +181,7 @@ def resume_run(
     task, monitor = resolve_task(hparams)
     model = _build_model(project, hparams, data, task, device)
     checkpoint = load_checkpoint(last)
-    with RunStore(project.trainings_dir / "vml.db") as store:
+    with RunStore(project.db_path) as store:
         resumable = ("cancelled", "failed", "crashed", "killed")
         process = {**_process_fields(), "started_at": row["started_at"]}  # keeps its place in ml list
         if not store.set_status(
@@ -230,7 +226,7 @@ def _execute_logged(run: _Run, stderr: TextIO, resume: dict[str, Any] | None) ->
         rank, processes = world()
         spread = f" x {processes} processes (DistributedDataParallel)" if processes > 1 else ""
         log_line(
-            f"run {run.name}: model {run.project.model.name}, device {run.device}{spread}, {verb} {utcnow()}"
+            f"run {run.name}: model {run.project.model.name}, device {run.device}{spread}, {_placed()}, {verb} {utcnow()}"
         )
         try:
             result = _train(run, stderr, log_line, resume)
@@ -267,7 +263,7 @@ class _Run:
     model: torch.nn.Module
     device: torch.device
     folder: Path
-    store: RunStore
+    store: RunRecords
     run_id: int
 
 
@@ -402,6 +398,12 @@ def _train(
 def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
     # Cache arrays are read-only memory maps; torch wants memory it may write.
     return torch.from_numpy(np.array(array)).to(device)
+
+
+def _placed() -> str:
+    """What this process was given to train on: its CPU threads and, when pinned, its GPUs."""
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return f"{torch.get_num_threads()} CPU thread(s)" + (f", CUDA_VISIBLE_DEVICES={gpus}" if gpus else "")
 
 
 def _printer(stream: TextIO) -> Callable[[str], None]:

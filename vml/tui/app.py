@@ -22,7 +22,6 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from vml import api
-from vml.views import cell, duration, eta_seconds, percent_done, run_value
 from vml.errors import VmlError
 from vml.live import LiveRuns, MetricHistories
 from vml.tui.compare import CompareScreen
@@ -30,6 +29,7 @@ from vml.tui.dialogs import ConfirmCancel, ConfirmDelete
 from vml.tui.new_run import NewRunScreen
 from vml.tui.run_screen import RunScreen
 from vml.tui.table import RunTable, column_widths
+from vml.views import cell, duration, eta_seconds, percent_done, run_value, sort_by
 
 REFRESH_SECONDS = 1.0
 FIRST_ROWS = 200  # more than a screen holds
@@ -80,12 +80,15 @@ def sort_value(run: dict[str, Any], column: str) -> Any:
 
 
 def sorted_runs(runs: list[dict[str, Any]], column: str, descending: bool) -> list[dict[str, Any]]:
-    """``runs`` by ``column`` (numbers before text), runs without a value last."""
-    present = [(sort_value(r, column), r) for r in runs]
-    missing = [r for value, r in present if value is None]
-    present = [(value, r) for value, r in present if value is not None]
-    present.sort(key=lambda pair: (isinstance(pair[0], str), pair[0]), reverse=descending)
-    return [r for _, r in present] + missing
+    """``runs`` by ``column`` (numbers before text), runs without a value last.
+    ``sort_by`` orders them by the dashboard's sort key: progress and eta are
+    computed, and a hyperparameter may hold numbers in some runs, text in others."""
+    keyed = [{"key": _order(sort_value(r, column)), "run": r} for r in runs]
+    return [k["run"] for k in sort_by(keyed, "key", descending)]
+
+
+def _order(value: Any) -> Any:
+    return None if value is None else (isinstance(value, str), value)
 
 
 def text_filter(runs: list[dict[str, Any]], needle: str) -> list[dict[str, Any]]:

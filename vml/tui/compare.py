@@ -13,9 +13,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header
 
-from vml.views import compare_rows, compared_text, final_values
 from vml.live import MetricHistories
 from vml.tui.charts import Chart, epoch_series, per_step_keys
+from vml.views import compare_rows, compared_text, final_values
 
 DIFFERS = "bold yellow"
 

@@ -13,13 +13,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, RichLog, Static, TabbedContent, TabPane
 
 from vml import api
-from vml.views import duration, eta_seconds, local_time, percent_done
 from vml.errors import VmlError
 from vml.live import MetricHistories, metric_names
 from vml.tui.charts import Chart, chart_groups, epoch_series, latest_epoch_series, per_step_keys
+from vml.views import EPOCH_METRICS, duration, epoch_table, eta_seconds, local_time, percent_done
 
 REFRESH_SECONDS = 1.0
-EPOCH_KEYS = ("loss", "acc", "val_loss", "val_acc")
 LOG_TAIL_LINES = 200
 LOG_TAIL_BYTES = 64 * 1024
 
@@ -74,24 +73,6 @@ def resource_lines(usage: dict[str, Any]) -> list[str]:
     return lines
 
 
-def read_tail(path: Path, offset: int) -> tuple[str, int]:
-    """What ``path`` gained since byte ``offset`` (at most its last 64 KiB, from a
-    line start) and the new offset."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return "", 0
-    if size < offset:  # rewritten: start over
-        offset = 0
-    start = max(offset, size - LOG_TAIL_BYTES)
-    with path.open("rb") as file:
-        file.seek(start)
-        data = file.read(size - start)
-    if start > offset:  # skipped ahead: drop the partial first line
-        data = data.partition(b"\n")[2]
-    return data.decode("utf-8", errors="replace"), size
-
-
 class RunScreen(Screen):
     """One run, refreshed every second while it is open."""
 
@@ -136,7 +117,7 @@ class RunScreen(Screen):
                     with TabPane("Epochs", id="epochs-tab"):
                         table: DataTable = DataTable(id="epochs", cursor_type="none")
                         table.add_column("epoch", key="epoch")
-                        for key in EPOCH_KEYS:
+                        for key in EPOCH_METRICS:
                             table.add_column(key, key=key)
                         yield table
                 yield RichLog(id="log", max_lines=LOG_TAIL_LINES, wrap=False, auto_scroll=True)
@@ -151,12 +132,15 @@ class RunScreen(Screen):
     @work(thread=True, exclusive=True, group="run")
     def _load(self) -> None:
         try:
-            info = self.project.run(f"@{self.run_name}").info()
+            handle = self.project.run(f"@{self.run_name}")
+            info = handle.info()  # before the log: no line is missed
         except VmlError:  # deleted meanwhile (ml delete, another dashboard)
             self.app.call_from_thread(self._gone)
             return
         points = self.histories.points(info)
-        log, self._log_offset = read_tail(Path(info["log"]), self._log_offset)
+        log, self._log_offset = handle.log_since(
+            self._log_offset, partial=info["status"] not in api.ACTIVE_STATES, limit=LOG_TAIL_BYTES
+        )
         self.app.call_from_thread(self._show, info, points, log)
 
     def _gone(self) -> None:
@@ -196,14 +180,11 @@ class RunScreen(Screen):
         empty.update(f"No metric matches {self.pattern!r}." if self.pattern else "No metrics yet.")
 
     def _show_epochs(self, points: list[dict[str, Any]]) -> None:
-        epochs: dict[int, dict[str, float]] = {}
-        for point in points:
-            if point["key"] in EPOCH_KEYS:
-                epochs.setdefault(point["epoch"], {})[point["key"]] = point["value"]
+        epochs = epoch_table(points)
         table = self.query_one("#epochs", DataTable)
         for epoch in sorted(epochs)[table.row_count :]:
             values = epochs[epoch]
-            table.add_row(str(epoch), *(f"{values[k]:.4f}" if k in values else "-" for k in EPOCH_KEYS))
+            table.add_row(str(epoch), *(f"{values[k]:.4f}" if k in values else "-" for k in EPOCH_METRICS))
 
     def action_filter_metrics(self) -> None:
         if not self.query(TabbedContent):  # a key typed ahead, before the screen is built

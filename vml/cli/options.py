@@ -1,0 +1,36 @@
+"""The arguments and options several commands share: the runs they act on and
+``--format``. Typer reads these objects as defaults, so one object serves every
+command that declares the parameter with it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+
+from vml.errors import UsageError
+
+RUNS_HELP = "Runs: names, @name, unique prefixes, or @last."
+
+RUN = typer.Argument(..., help="A run: its name, @name, a unique prefix, or @last.")
+RUNS = typer.Argument(..., help=RUNS_HELP)
+OPTIONAL_RUNS = typer.Argument(None, help=RUNS_HELP)  # ml wait/cancel: or --sweep
+COMPARED_RUNS = typer.Argument(..., help="Two or more runs: names, @name, unique prefixes, or @last.")
+
+TABLE_JSON = ("table", "json")
+FORMATS = ("table", "json", "csv")
+LIST_FORMATS = (*FORMATS, "md")
+
+
+def format_option(formats: Sequence[str]) -> Any:
+    """``--format``/``-f`` (default ``table``) for a command offering ``formats``;
+    its help names them, e.g. ``table, json or csv.``"""
+    named = ", ".join(formats[:-1]) + f" or {formats[-1]}" if len(formats) > 1 else formats[0]
+    return typer.Option("table", "--format", "-f", help=f"{named}.")
+
+
+def check_format(fmt: str, formats: Sequence[str]) -> None:
+    """Refuse a ``--format`` the command does not offer."""
+    if fmt not in formats:
+        raise UsageError(f"unknown format {fmt!r} (use one of: {', '.join(formats)})")
