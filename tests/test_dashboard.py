@@ -337,6 +337,44 @@ def test_the_new_run_form_refuses_a_bad_value_and_starts_a_good_one(project: Pat
     asyncio.run(scenario())
 
 
+def test_the_new_run_form_queues_a_sweep_when_a_field_lists_values(project: Path) -> None:
+    async def scenario() -> None:
+        from vml.tui.new_run import NewRunScreen
+
+        app = Dashboard(api.Project(project))
+        async with app.run_test(size=(100, 40)) as pilot:
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, NewRunScreen), "the form")
+            form = app.screen
+            form.query_one("#hp-epochs", Input).value = "1"
+            rate = form.query_one("#hp-learning_rate", Input)
+            rate.focus()
+            rate.value = ""
+            await pilot.press(*"0.01,fast")
+            problem = form.query_one("#learning_rate-problem", Static)
+            await until(pilot, lambda: "'fast' is not a number" in str(problem.render()), "the check")
+            for _ in "fast":
+                await pilot.press("backspace")
+            await pilot.press(*"0.02")
+            await until(pilot, lambda: not str(problem.render()), "the list accepted")
+            form.query_one("#name", Input).value = "one-name"
+            await pilot.press("ctrl+s")
+            summary = form.query_one("#problem", Static)
+            await until(pilot, lambda: "names one run" in str(summary.render()), "the refusal")
+            assert api.Project(project).records() == []
+            form.query_one("#name", Input).value = ""
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: not isinstance(app.screen, NewRunScreen), "the form to close")
+            await until(pilot, lambda: len(table_rows(app)) == 2, "the sweep's two runs in the table")
+        # A scheduler in the background runs them; quitting the dashboard left it running.
+        runs = api.Project(project).runs()
+        infos = [run.wait(poll=0.2, timeout=DEADLINE) for run in runs]
+        assert sorted(i["hyperparameters"]["learning_rate"] for i in infos) == [0.01, 0.02]
+        assert len({i["sweep"] for i in infos}) == 1 and infos[0]["sweep"] == api.Project(project).sweep_ids()[0]
+
+    asyncio.run(scenario())
+
+
 def test_the_command_palette_offers_the_screens_actions(project: Path) -> None:
     train_here(project, "--epochs=1", name="pal-a")
     train_here(project, "--epochs=1", "--learning-rate=0.01", name="pal-b")

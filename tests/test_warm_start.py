@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 import yaml
+from test_lifecycle import SLOW_MODEL
 from test_sweeps import rows, sweep_id, wait_for
 
 from vml.launch.warm import WarmStarter
@@ -94,33 +95,8 @@ def test_cancel_and_sigkill_reach_warm_started_runs(project: Path, ml) -> None:
     assert (project / "trainings" / first["name"] / "best.pt").is_file()
 
 
-STUCK = '''
-import math
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-from torch import nn
-
-
-class Stuck(nn.Module):
-    """Its forward never returns on its own, and it started a helper process."""
-
-    def __init__(self, input_shape, num_classes):
-        super().__init__()
-        self.fc = nn.Linear(math.prod(input_shape), num_classes)
-
-    def forward(self, x):
-        helper = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
-        Path("stuck.json").write_text(str(helper.pid))
-        while True:
-            time.monotonic()
-'''
-
-
 def test_a_warm_started_run_that_does_not_stop_is_killed_with_its_process_group(project: Path, ml) -> None:
-    (project / "stuck.py").write_text(STUCK)
+    (project / "stuck.py").write_text(SLOW_MODEL)  # forward never returns; starts a helper
     set_model(project, "./stuck.py:Stuck")
     result = ml("train", "--epochs=1,2", "--parallel", "1", "--detach", cwd=project)
     assert result.returncode == 0, result.stderr

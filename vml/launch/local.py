@@ -25,7 +25,7 @@ from vml.launch.process import Placement, spawn_worker, worker_env
 from vml.launch.warm import WarmStarter, WarmWorker
 from vml.liveness import process_identity
 from vml.store import RunStore
-from vml.store.runs import ACTIVE_STATES, utcnow
+from vml.store.runs import utcnow
 from vml.views import ending
 
 # How often the queue looks for newly queued or cancelled runs; a worker's exit wakes
@@ -98,14 +98,10 @@ class LocalScheduler:
             if code is None:
                 continue
             del self._running[name]
-            row = store.run_by_name(name)
-            if row is None:
-                continue
-            if row["status"] in ACTIVE_STATES:
-                store.mark_crashed(row["id"], f"its worker exited with code {code} without recording an end")
-                row = store.run_by_name(name) or row
-            self.ended[name] = row["status"]
-            self.say(name, ending(row))
+            row = store.worker_gone(name, f"its worker exited with code {code} without recording an end")
+            if row is not None:
+                self.ended[name] = row["status"]
+                self.say(name, ending(row))
 
 
 def main(argv: list[str]) -> int:

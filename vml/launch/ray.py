@@ -25,7 +25,7 @@ from vml.config import ProjectConfig
 from vml.errors import UsageError
 from vml.paths import PROJECT_FILE, RUN_PROJECT_FILE, run_dir
 from vml.store import RunStore
-from vml.store.runs import ACTIVE_STATES, utcnow
+from vml.store.runs import utcnow
 from vml.views import ending
 
 POLL_SECONDS = 0.2
@@ -232,14 +232,10 @@ class RayScheduler:
         folder = self.project.trainings_dir / name
         for file_name, data in files.items():
             write_bytes_atomic(folder / file_name, data)
-        row = store.run_by_name(name)
-        if row is None:
-            return
-        if row["status"] in ACTIVE_STATES:
-            store.mark_crashed(row["id"], f"its Ray task ended without recording an end ({error or 'no error'})")
-            row = store.run_by_name(name) or row
-        self.ended[name] = row["status"]
-        self.say(name, ending(row))
+        row = store.worker_gone(name, f"its Ray task ended without recording an end ({error or 'no error'})")
+        if row is not None:
+            self.ended[name] = row["status"]
+            self.say(name, ending(row))
 
 
 class CancelRequests:

@@ -140,6 +140,14 @@ class RunStore:
             self.add_event(run_id, "crashed", reason)
         return marked
 
+    def worker_gone(self, name: str, reason: str) -> dict[str, Any] | None:
+        """Run ``name`` once its worker has gone: as the worker recorded its end, or
+        marked ``crashed`` with ``reason`` when it did not. None if it was deleted."""
+        row = self.run_by_name(name)
+        if row is not None and row["status"] in ACTIVE_STATES and self.mark_crashed(row["id"], reason):
+            row = self.run_by_name(name) or row
+        return row
+
     def request_cancel(self, run_id: int) -> None:
         """Ask the run's worker to stop; it sees this within about a second."""
         with self.conn:

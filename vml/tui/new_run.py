@@ -1,5 +1,6 @@
 """The new-run form: one field per declared hyperparameter, filled with what a run
-would get now (defaults < vergeml.yaml), each checked as it is typed."""
+would get now (defaults < vergeml.yaml), each checked as it is typed. Several values
+in a field (``0.001,0.01``) start a sweep, as on the command line."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from vml import api
-from vml.errors import VmlError
+from vml.errors import UsageError, VmlError
 from vml.params import HyperParam
 
 
@@ -25,7 +26,8 @@ def field_text(value: Any) -> str:
 
 
 class NewRunScreen(ModalScreen[str | None]):
-    """Dismissed with the started run's name, or None when abandoned."""
+    """Dismissed with what it started (a run's name, or ``sweep ID (N runs)``), or
+    None when abandoned."""
 
     BINDINGS = [
         Binding("escape", "dismiss(None)", "Cancel"),
@@ -86,11 +88,21 @@ class NewRunScreen(ModalScreen[str | None]):
         return changed
 
     def problem(self, name: str, text: str) -> str | None:
-        """Why ``text`` is not a valid value of hyperparameter ``name``, or None."""
+        """Why ``text`` is not a valid value (or list of values) of hyperparameter
+        ``name``, or None."""
         try:
-            self.project.resolve({name: text})
+            self.plan({name: text})
         except VmlError as exc:
             return exc.message
+        return None
+
+    def plan(self, overrides: dict[str, str]) -> list | None:
+        """The runs of the sweep the values make (a field lists several), or None for
+        one run; ``VmlError`` when a value is refused."""
+        words = [f"--{key}={value}" for key, value in overrides.items()]
+        if self.project.is_sweep(words):
+            return self.project.plan_sweep(words)
+        self.project.resolve(overrides)
         return None
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -112,23 +124,30 @@ class NewRunScreen(ModalScreen[str | None]):
         overrides = self.values()
         name = self.query_one("#name", Input).value.strip() or None
         try:
-            self.project.resolve(overrides)
+            sweep = self.plan(overrides)
+            if sweep is not None and name is not None:
+                raise UsageError(f"name {name!r} names one run; the {len(sweep)} runs of a sweep get generated names")
             if name is not None:
                 self.project.new_run_name(name)
         except VmlError as exc:
             self._say("#problem", exc.message)
             return
         self.query_one("#start", Button).disabled = True
-        self._start(overrides, name)
+        self._start(overrides, name, sweep)
 
     @work(thread=True, exclusive=True)
-    def _start(self, overrides: dict[str, str], name: str | None) -> None:
+    def _start(self, overrides: dict[str, str], name: str | None, sweep: list | None) -> None:
         try:
-            run = self.project.start(overrides, name)
+            if sweep is None:
+                started = self.project.start(overrides, name).name
+            else:  # in the background, as ml train --detach would run it
+                queued = self.project.queue(sweep, "ml dashboard")
+                self.project.start_sweep(queued.sweep)
+                started = f"sweep {queued.sweep} ({len(queued.names)} runs)"
         except VmlError as exc:
             self.app.call_from_thread(self._refused, exc.message)
             return
-        self.app.call_from_thread(self.dismiss, run.name)
+        self.app.call_from_thread(self.dismiss, started)
 
     def _refused(self, message: str) -> None:
         self._say("#problem", message)
