@@ -40,8 +40,9 @@ SWITCH = "VML_WARM_START"
 
 
 def enabled() -> bool:
-    """Whether queued runs start warm (unless ``VML_WARM_START=0``)."""
-    return os.environ.get(SWITCH, "1") != "0"
+    """Whether queued runs start warm: unless ``VML_WARM_START=0``, or the platform
+    has no fork server (Windows)."""
+    return os.environ.get(SWITCH, "1") != "0" and "forkserver" in multiprocessing.get_all_start_methods()
 
 
 class WarmWorker:
