@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Input, Static
 
 from vml import api
 from vml.tui.app import Dashboard, sorted_runs
+from vml.tui.new_run import NewRunScreen
 from vml.tui.run_screen import RunScreen
 from vml.tui.table import RunTable
 
@@ -293,15 +294,18 @@ def test_a_running_runs_screen_shows_its_process_use_and_x_cancels_it(project: P
     asyncio.run(scenario())
 
 
+async def open_form(pilot, app: Dashboard):
+    """Press n and wait for the new-run form; the form."""
+    await pilot.press("n")
+    await until(pilot, lambda: isinstance(app.screen, NewRunScreen), "the form")
+    return app.screen
+
+
 def test_the_new_run_form_refuses_a_bad_value_and_starts_a_good_one(project: Path) -> None:
     async def scenario() -> None:
-        from vml.tui.new_run import NewRunScreen
-
         app = Dashboard(api.Project(project))
         async with app.run_test(size=(100, 40)) as pilot:
-            await pilot.press("n")
-            await until(pilot, lambda: isinstance(app.screen, NewRunScreen), "the form")
-            form = app.screen
+            form = await open_form(pilot, app)
             assert form.query_one("#hp-epochs", Input).value == "20"  # filled with the defaults
             rate = form.query_one("#hp-learning_rate", Input)
             rate.focus()
@@ -339,13 +343,9 @@ def test_the_new_run_form_refuses_a_bad_value_and_starts_a_good_one(project: Pat
 
 def test_the_new_run_form_queues_a_sweep_when_a_field_lists_values(project: Path) -> None:
     async def scenario() -> None:
-        from vml.tui.new_run import NewRunScreen
-
         app = Dashboard(api.Project(project))
         async with app.run_test(size=(100, 40)) as pilot:
-            await pilot.press("n")
-            await until(pilot, lambda: isinstance(app.screen, NewRunScreen), "the form")
-            form = app.screen
+            form = await open_form(pilot, app)
             form.query_one("#hp-epochs", Input).value = "1"
             rate = form.query_one("#hp-learning_rate", Input)
             rate.focus()
