@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 # Beside CI's checkout only: a plain clone has no ../shared, and the test must pass there.
-SHARED_DIGITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "digits.csv.gz"
+SHARED_DIGITS = next((p for p in [Path(__file__).resolve().parents[2] / "shared/data/digits.csv.gz"] if p.is_file()), None)
 
 
 def test_demo_csv_is_the_shared_digits_with_a_header(project: Path) -> None:
@@ -22,7 +22,7 @@ def test_demo_csv_is_the_shared_digits_with_a_header(project: Path) -> None:
     assert {int(v) for row in body for v in row[:-1]} <= set(range(17))
     counts = Counter(row[-1] for row in body)
     assert sorted(counts) == [str(d) for d in range(10)] and min(counts.values()) >= 170
-    if SHARED_DIGITS.is_file():
+    if SHARED_DIGITS is not None:
         with gzip.open(SHARED_DIGITS, "rt", newline="") as handle:
             assert body == [row for row in csv.reader(handle) if row]
     attribution = (project / "data" / "README.md").read_text()

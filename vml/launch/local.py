@@ -98,7 +98,9 @@ class LocalScheduler:
             if code is None:
                 continue
             del self._running[name]
-            row = store.worker_gone(name, f"its worker exited with code {code} without recording an end")
+            lost = getattr(process, "orphaned", False)  # forked from a warm process that died
+            how = "ended (its exit code was lost with the warm process)" if lost else f"exited with code {code}"
+            row = store.worker_gone(name, f"its worker {how} without recording an end")
             if row is not None:
                 self.ended[name] = row["status"]
                 self.say(name, ending(row))

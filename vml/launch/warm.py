@@ -53,19 +53,19 @@ class WarmWorker:
         self._process = process
         self.pid: int = process.pid
         self._started = _create_time(self.pid)
-        self._orphaned = False
+        self.orphaned = False  # its warm process died first: its exit code is lost
 
     @property
     def sentinel(self) -> int | None:
         # An orphan's sentinel stays readable: it is followed by polling instead.
-        return None if self._orphaned else self._process.sentinel
+        return None if self.orphaned else self._process.sentinel
 
     def poll(self) -> int | None:
-        if self._orphaned:
+        if self.orphaned:
             return None if process_alive(self.pid, self._started) else LOST_PARENT_CODE
         code = self._process.exitcode
         if code == LOST_PARENT_CODE and process_alive(self.pid, self._started):
-            self._orphaned = True  # its warm process died; it did not
+            self.orphaned = True  # its warm process died; it did not
             return None
         return code
 
