@@ -33,6 +33,7 @@ from vml.views import LIST_COLUMNS, check_column, known_columns, public_run, run
 
 if TYPE_CHECKING:
     from vml.launch import Say
+    from vml.launch.study import StudySpec
     from vml.launch.sweep import Planned, Queued
 
 __all__ = ["ACTIVE_STATES", "ENDED_STATES", "RUN_STATES", "Project", "Run", "RunFailed", "create_project", "templates"]
@@ -145,6 +146,15 @@ class Project:
 
         with RunStore(self.db_path) as store:
             return store.sweep_ids()
+
+    def study_ids(self) -> list[str]:
+        """The ids of the recorded studies (``ml tune``), newest first."""
+        if not self.db_path.exists():
+            return []
+        from vml.store import RunStore
+
+        with RunStore(self.db_path) as store:
+            return store.study_ids()
 
     def count_records(self, status: str | list[str] | None = None) -> int:
         """How many runs are recorded (in ``status``, as stored)."""
@@ -341,8 +351,22 @@ class Project:
         with ``needed``, runs that match a finished run are skipped. Nothing is
         recorded when a setting is refused. Start it with ``run_sweep`` (here) or
         ``start_sweep`` (in the background)."""
-        from vml.launch import BACKENDS
         from vml.launch import sweep as sweeps
+
+        settings = self._queue_settings(parallel, gpus_per_run, cpus_per_run, backend, address, len(runs))
+        return sweeps.queue(self.config, runs, source, needed, **settings)
+
+    def _queue_settings(
+        self,
+        parallel: int | None,
+        gpus_per_run: int | None,
+        cpus_per_run: int | None,
+        backend: str,
+        address: str | None,
+        count: int,
+    ) -> dict[str, Any]:
+        """A sweep's scheduler settings, checked: ``UsageError`` for a refused one."""
+        from vml.launch import BACKENDS
         from vml.launch.process import Placement, placement
 
         if parallel is not None and parallel < 1:
@@ -358,17 +382,113 @@ class Project:
 
             require_ray()  # before anything is recorded
             # Ray places the tasks by their CPU and GPU requests, across the cluster.
-            chosen = Placement(tuple(() for _ in range(parallel or len(runs) or 1)), cpus_per_run or 1)
+            chosen = Placement(tuple(() for _ in range(parallel or count or 1)), cpus_per_run or 1)
         else:
             chosen = placement(parallel, gpus_per_run, cpus_per_run)
-        settings = {
+        return {
             "parallel": chosen.parallel,
             "gpus_per_run": gpus_per_run,
             "cpus_per_run": chosen.cpus_per_run,
             "backend": backend,
             "address": address,
         }
-        return sweeps.queue(self.config, runs, source, needed, **settings)
+
+    def plan_study(
+        self,
+        overrides: list[str],
+        *,
+        trials: int = 20,
+        sampler: str = "tpe",
+        pruner: str = "median",
+        timeout: str | float | None = None,
+        seed: int | None = None,
+        source: str = "",
+    ) -> StudySpec:
+        """A study of ``ml tune`` from command-line words (``["--lr=1e-4:1e-1:log"]``,
+        the sweep syntax), checked before anything is recorded: ``UsageError`` names
+        the first problem. ``timeout`` is seconds or a duration like ``20m``."""
+        from vml.launch.tune import plan_study
+
+        return plan_study(
+            self.config,
+            parse_cli_overrides(overrides),
+            trials=trials,
+            sampler=sampler,
+            pruner=pruner,
+            timeout=_seconds(timeout, "--timeout"),
+            seed=seed,
+            source=source,
+        )
+
+    def plan_tune_file(self, path: Path | str) -> dict[str, Any]:
+        """The study of a runs file's ``tune:`` block (``spec``) and its scheduler
+        settings (``name``, ``parallel``, ``backend``...), checked."""
+        from vml.launch.tune import read_tune_file
+
+        return read_tune_file(self.config, Path(path), lambda value: _seconds(value, "tune: timeout"))
+
+    def create_study(
+        self,
+        spec: StudySpec,
+        name: str | None = None,
+        *,
+        parallel: int | None = None,
+        gpus_per_run: int | None = None,
+        cpus_per_run: int | None = None,
+        backend: str = "local",
+        address: str | None = None,
+    ) -> str:
+        """Record a study (its trials are asked for as it runs) and return its id:
+        ``name``, or a new ``st-...``. Start it with ``run_sweep`` (here) or
+        ``start_sweep`` (in the background)."""
+        from vml.launch.sweep import new_sweep_id
+        from vml.launch.tune import record_study
+        from vml.store import RunStore
+
+        settings = self._queue_settings(parallel, gpus_per_run, cpus_per_run, backend, address, spec.trials)
+        study_id = validate_name(name) if name else "st-" + new_sweep_id().removeprefix("sw-")
+        with RunStore(self.db_path) as store:
+            if store.sweep(study_id) is not None:
+                raise UsageError(
+                    f"--name {study_id}: a study or sweep of that name exists (continue it with"
+                    f" ml tune --resume {study_id}, or pick another name)"
+                )
+            record_study(store, study_id, spec, **settings)
+        return study_id
+
+    def resume_study(self, study_id: str, trials: int | None = None, timeout: str | float | None = None) -> StudySpec:
+        """Make a recorded study run again from what its runs recorded (``trials``: a
+        new total; ``timeout``: no new trial after it). ``UsageError`` while its driver
+        still runs."""
+        from vml.launch.tune import reopen_study
+        from vml.liveness import crash_reason, reap, reap_sweeps
+        from vml.store import RunStore
+
+        if trials is not None and trials < 1:
+            raise UsageError(f"--trials {trials}: a study needs at least 1 trial (e.g. --trials 20)")
+        with RunStore(self.db_path) as store:
+            reap(store, store.runs(ACTIVE_STATES))
+            reap_sweeps(store)
+            row = store.sweep(study_id)
+            if row is not None and row["study"] and row["ended_at"] is None and row["pid"]:
+                if crash_reason({**row, "status": "running"}) is None:
+                    raise UsageError(
+                        f"study {study_id} is running (pid {row['pid']}): ml cancel --sweep {study_id} stops it"
+                    )
+            return reopen_study(store, study_id, trials=trials, timeout=_seconds(timeout, "--timeout"))
+
+    def study(self, study_id: str) -> dict[str, Any]:
+        """A study as ``ml tune show`` prints it: its settings, best trial (with the
+        ``ml train`` command that repeats it), every trial's state and value, the
+        hyperparameter importances and the best value after each trial."""
+        from vml.launch.study import summarize
+        from vml.store import RunStore
+
+        if not self.db_path.exists():
+            raise NotFoundError(f"no study {study_id!r} (ml tune starts one)")
+        self.records()  # trials whose process died read crashed
+        with RunStore(self.db_path) as store:
+            return summarize(store, self.config, study_id)
 
     def run_sweep(
         self,
@@ -565,6 +685,18 @@ class Project:
 # The data cache (``ml cache``). Entries are kept while a run in one of these states
 # uses them; a run whose folder was deleted no longer holds its entry.
 CACHE_KEEP_STATES = ("running", "queued")
+
+
+def _seconds(value: str | float | None, flag: str) -> float | None:
+    """A duration as seconds: a number, or text like ``90s``, ``20m``, ``2h``."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    from vml.liveness import parse_age
+
+    try:
+        return parse_age(value).total_seconds()
+    except ValueError:
+        raise UsageError(f"{flag} {value}: not a duration (use e.g. 90s, 20m or 2h)") from None
 
 
 def _cache_store(project: Project):

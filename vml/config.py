@@ -485,6 +485,11 @@ def _file_hyperparameters(tree: dict, marks: dict, model: ModelSpec, where: _Loc
     return found
 
 
+def monitor_direction(monitor: str) -> str:
+    """``minimize`` for a loss, ``maximize`` for anything else (an accuracy)."""
+    return "minimize" if monitor.endswith("loss") else "maximize"
+
+
 def resolve_task(hparams: dict[str, Any]) -> tuple[str, str]:
     """``(task, monitor)`` for a run: the loss decides classification or regression,
     and ``monitor: auto`` picks val_acc or val_loss to match."""

@@ -102,7 +102,8 @@ def reap_sweeps(store: RunStore) -> None:
         reason = crash_reason({**sweep, "status": "running"})
         if reason is None:
             continue
-        error = f"cancelled: its queue's scheduler stopped ({reason}); re-run the sweep with --needed"
+        how = f"continue it with ml tune --resume {sweep['id']}" if sweep.get("study") else "re-run the sweep with --needed"
+        error = f"cancelled: its queue's scheduler stopped ({reason}); {how}"
         for name in store.sweep_names(sweep["id"], "queued"):
             row = store.run_by_name(name)
             if row and not row["pid"]:

@@ -36,6 +36,8 @@ PUBLIC_KEYS = (
     "fingerprint",
     "error",
     "sweep",
+    "trial",
+    "prune_reason",
     "hyperparameters",
 )
 COMPARED_RESULTS = ("model", "status", "epoch", "best_epoch", "best_metric", "test_acc", "test_loss")
@@ -62,6 +64,8 @@ def public_run(row: dict[str, Any], status: str | None = None) -> dict[str, Any]
         "fingerprint": row["fingerprint"],
         "error": row["error"],
         "sweep": row.get("sweep"),
+        "trial": row.get("trial"),
+        "prune_reason": row.get("prune_reason"),
         "hyperparameters": row["hyperparameters"],
     }
 
@@ -96,6 +100,8 @@ def ending(row: dict[str, Any]) -> str:
     """How a run ended, in a few words: ``finished, test_acc 0.9722``, ``crashed: why``."""
     if row["status"] == "finished" and row["test_acc"] is not None:
         return f"finished, test_acc {row['test_acc']:.4f}"
+    if row["status"] == "pruned" and row.get("prune_reason"):
+        return str(row["prune_reason"])
     error = str(row["error"] or "").removeprefix(f"{row['status']}: ")
     return f"{row['status']}: {error}" if error else str(row["status"])
 

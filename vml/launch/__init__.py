@@ -10,7 +10,7 @@ name in ``BACKENDS`` and a branch in ``backend_for``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from vml.config import ProjectConfig
 from vml.errors import NotFoundError
@@ -18,6 +18,29 @@ from vml.store import RunStore
 
 BACKENDS = ("local", "ray")
 Say = Callable[[str, str], None]  # (run name, what happened: "started", "finished, test_acc 0.97")
+
+
+class Feeder(Protocol):
+    """What adds runs to a sweep while it runs (a study's driver, ``vml.launch.tune``).
+    A backend calls ``feed`` on every turn of its loop with how many more runs could
+    start now; the feeder may queue that many in the sweep, and follow or stop the
+    running ones. The backend hands it each ended run's row (``settle``) before saying
+how it ended. The sweep ends when none is queued or running and ``exhausted``."""
+
+    @property
+    def exhausted(self) -> bool: ...
+
+    def feed(self, store: RunStore, free: int) -> None: ...
+
+    def settle(self, store: RunStore, row: dict[str, Any]) -> dict[str, Any]:
+        """A run of the sweep ended: its row as the feeder records the end (a pruned trial)."""
+        ...
+
+    def settle(self, store: RunStore, row: dict[str, Any]) -> dict[str, Any]:
+        """A run of the sweep ended: its row as the feeder records the end (a pruned trial)."""
+        ...
+
+    def finish(self, store: RunStore) -> None: ...
 
 
 class Backend(Protocol):
@@ -28,6 +51,7 @@ class Backend(Protocol):
     without recording an end is ``crashed``. It says each start and end through ``say``."""
 
     ended: dict[str, str]
+    feeder: Feeder | None
 
     def run(self) -> dict[str, str]: ...
 
@@ -39,10 +63,11 @@ def backend_for(project: ProjectConfig, sweep: str, say: Say) -> Backend:
         row = store.sweep(sweep)
     if row is None:
         raise NotFoundError(f"no sweep {sweep!r}")
+    backend: Backend
     if row["backend"] == "ray":
         from vml.launch.ray import RayScheduler
 
-        return RayScheduler(
+        backend = RayScheduler(
             project,
             sweep,
             row["parallel"],
@@ -51,8 +76,14 @@ def backend_for(project: ProjectConfig, sweep: str, say: Say) -> Backend:
             row["address"],
             say,
         )
-    from vml.launch.local import LocalScheduler
-    from vml.launch.process import placement
+    else:
+        from vml.launch.local import LocalScheduler
+        from vml.launch.process import placement
 
-    chosen = placement(row["parallel"], row["gpus_per_run"], row["cpus_per_run"])
-    return LocalScheduler(project, sweep, chosen, say)
+        chosen = placement(row["parallel"], row["gpus_per_run"], row["cpus_per_run"])
+        backend = LocalScheduler(project, sweep, chosen, say)
+    if row["study"]:
+        from vml.launch.tune import TuneDriver
+
+        backend.feeder = TuneDriver(project, sweep, row["parallel"], say)
+    return backend

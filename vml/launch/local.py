@@ -20,7 +20,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 
 from vml.config import ProjectConfig
-from vml.launch import warm
+from vml.launch import Feeder, warm
 from vml.launch.process import Placement, spawn_worker, worker_env
 from vml.launch.warm import WarmStarter, WarmWorker
 from vml.liveness import process_identity
@@ -31,6 +31,9 @@ from vml.views import ending
 # How often the queue looks for newly queued or cancelled runs; a worker's exit wakes
 # it at once (its sentinel), so the next run starts without waiting for a poll.
 POLL_SECONDS = 0.2
+# A study's driver follows its trials' epochs: a pruned trial stops within this of its
+# epoch's end (plus a batch), for a few cheap reads of the store a turn.
+FEED_POLL_SECONDS = 0.05
 
 
 class LocalScheduler:
@@ -51,8 +54,9 @@ class LocalScheduler:
         self.placement = placement
         self.say = say
         self.ended: dict[str, str] = {}  # the final status of each run it started
-        self._running: dict[str, tuple[WarmWorker | subprocess.Popen, tuple[str, ...]]] = {}
+        self._running: dict[str, tuple[WarmWorker | subprocess.Popen, int]] = {}  # name -> (worker, slot)
         self._starter: WarmStarter | None = None
+        self.feeder: Feeder | None = None
 
     def run(self) -> dict[str, str]:
         """Start and follow the runs until none is queued or running; ``ended``."""
@@ -60,18 +64,33 @@ class LocalScheduler:
             store.update_sweep(self.sweep, **process_identity(os.getpid()), heartbeat=utcnow())
             while True:
                 self._reap(store)
-                queued = store.sweep_names(self.sweep, "queued")
-                free = [slot for slot in self.placement.slots if slot not in self._busy()]
-                for name, slot in zip(queued, free, strict=False):
+                # Slots by index: two CPU slots (or two runs sharing a GPU) look alike.
+                busy = {index for _, index in self._running.values()}
+                free = [i for i in range(self.placement.parallel) if i not in busy]
+                if self.feeder is not None:
+                    self.feeder.feed(store, len(free) - len(self._waiting(store)))
+                queued = self._waiting(store)
+                for name, index in zip(queued, free, strict=False):
+                    slot = self.placement.slots[index]
                     env = worker_env(slot, self.placement.cpus_per_run)
-                    self._running[name] = (self._start(name, env), slot)
+                    self._running[name] = (self._start(name, env), index)
                     self.say(name, "started" + (f" on GPU {','.join(slot)}" if slot else ""))
                 store.update_sweep(self.sweep, heartbeat=utcnow())
-                if not self._running and not store.sweep_names(self.sweep, "queued"):
+                if not self._running and not store.sweep_names(self.sweep, "queued") and self._exhausted():
                     break
                 self._wait()
+            if self.feeder is not None:
+                self.feeder.finish(store)
             store.update_sweep(self.sweep, ended_at=utcnow())
         return self.ended
+
+    def _waiting(self, store: RunStore) -> list[str]:
+        """The sweep's queued runs not started yet (a started one reads queued until
+        its worker claims it)."""
+        return [name for name in store.sweep_names(self.sweep, "queued") if name not in self._running]
+
+    def _exhausted(self) -> bool:
+        return self.feeder is None or self.feeder.exhausted
 
     def _start(self, name: str, env: dict[str, str]) -> WarmWorker | subprocess.Popen:
         if not warm.enabled():
@@ -82,14 +101,12 @@ class LocalScheduler:
 
     def _wait(self) -> None:
         """Until a worker may have exited, or ``POLL_SECONDS``."""
+        poll = POLL_SECONDS if self.feeder is None else FEED_POLL_SECONDS
         sentinels = [s for worker, _ in self._running.values() if (s := getattr(worker, "sentinel", None))]
         if sentinels:
-            wait(sentinels, POLL_SECONDS)
+            wait(sentinels, poll)
         else:
-            time.sleep(POLL_SECONDS)
-
-    def _busy(self) -> list[tuple[str, ...]]:
-        return [slot for _, slot in self._running.values()]
+            time.sleep(poll)
 
     def _reap(self, store: RunStore) -> None:
         """Free the slots of workers that exited; a run its worker left live crashed."""
@@ -102,6 +119,8 @@ class LocalScheduler:
             how = "ended (its exit code was lost with the warm process)" if lost else f"exited with code {code}"
             row = store.worker_gone(name, f"its worker {how} without recording an end")
             if row is not None:
+                if self.feeder is not None:
+                    row = self.feeder.settle(store, row)
                 self.ended[name] = row["status"]
                 self.say(name, ending(row))
 

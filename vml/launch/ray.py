@@ -23,6 +23,7 @@ from typing import Any
 from vml.atomic import write_bytes_atomic
 from vml.config import ProjectConfig
 from vml.errors import UsageError
+from vml.launch import Feeder
 from vml.paths import PROJECT_FILE, RUN_PROJECT_FILE, run_dir
 from vml.store import RunStore
 from vml.store.runs import utcnow
@@ -167,6 +168,7 @@ class RayScheduler:
         self.gpus_per_run, self.cpus_per_run, self.address = gpus_per_run, cpus_per_run, address
         self.say, self.copy_back = say, copy_back
         self.ended: dict[str, str] = {}
+        self.feeder: Feeder | None = None
 
     def run(self) -> dict[str, str]:
         """Start and follow the runs until none is queued or running; ``ended``."""
@@ -187,7 +189,13 @@ class RayScheduler:
                 while True:
                     self._drain(store, queue)
                     self._forward_cancels(store, in_flight, cancels)
-                    queued = store.sweep_names(self.sweep, "queued")
+                    # A task's run reads queued until its first relayed write arrives.
+                    started = set(in_flight.values())
+                    waiting = [n for n in store.sweep_names(self.sweep, "queued") if n not in started]
+                    if self.feeder is not None:
+                        self.feeder.feed(store, self.parallel - len(in_flight) - len(waiting))
+                        waiting = [n for n in store.sweep_names(self.sweep, "queued") if n not in started]
+                    queued = waiting
                     for name in queued[: self.parallel - len(in_flight)]:
                         row = store.run_by_name(name)
                         own = run_dir(self.project.root, name) / RUN_PROJECT_FILE
@@ -200,11 +208,14 @@ class RayScheduler:
                             name, f"started as a Ray task ({self.cpus_per_run} CPU, {self.gpus_per_run} GPU)"
                         )
                     store.update_sweep(self.sweep, heartbeat=utcnow())
-                    if not in_flight:
+                    if not in_flight and (self.feeder is None or self.feeder.exhausted):
                         break
-                    done, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_SECONDS)
-                    for ref in done:
-                        self._finish(store, queue, ref, in_flight.pop(ref))
+                    if in_flight:
+                        done, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_SECONDS)
+                        for ref in done:
+                            self._finish(store, queue, ref, in_flight.pop(ref))
+                if self.feeder is not None:
+                    self.feeder.finish(store)
                 store.update_sweep(self.sweep, ended_at=utcnow())
         finally:
             if started_here:
@@ -234,6 +245,8 @@ class RayScheduler:
             write_bytes_atomic(folder / file_name, data)
         row = store.worker_gone(name, f"its Ray task ended without recording an end ({error or 'no error'})")
         if row is not None:
+            if self.feeder is not None:
+                row = self.feeder.settle(store, row)
             self.ended[name] = row["status"]
             self.say(name, ending(row))
 

@@ -43,11 +43,7 @@ def cancel_run(db_path: Path, name: str, timeout: float) -> str:
         if row is None or row["status"] not in ACTIVE_STATES:
             return row["status"] if row else "deleted"
         store.add_event(row["id"], "cancel-requested", f"ml cancel from pid {os.getpid()} on {host()}")
-        local = row["host"] == host() and process_alive(row["pid"], row["pid_started"])
-        if local:
-            os.kill(row["pid"], signal.SIGINT)  # what Ctrl-C does: stop at the next batch
-        else:
-            store.request_cancel(row["id"])  # its heartbeat thread passes it on as SIGINT
+        local = ask_to_stop(store, row)
         if not local:
             return _ended_within(store, name, timeout)["status"]
         if _ended_within(store, name, timeout)["status"] not in ACTIVE_STATES:
@@ -63,6 +59,18 @@ def cancel_run(db_path: Path, name: str, timeout: float) -> str:
         )
         store.add_event(row["id"], "killed", how)
         return _current(store, name)["status"]
+
+
+def ask_to_stop(store: RunStore, row: dict[str, Any]) -> bool:
+    """Ask a running run to stop at its next batch: SIGINT (what Ctrl-C does) to a
+    worker on this host, else a request in the store that its heartbeat passes on
+    (a Ray task's through the scheduler). True if the worker was signalled here."""
+    local = row["host"] == host() and process_alive(row["pid"], row["pid_started"])
+    if local:
+        os.kill(row["pid"], signal.SIGINT)
+    else:
+        store.request_cancel(row["id"])
+    return local
 
 
 def _current(store: RunStore, name: str) -> dict[str, Any] | None:

@@ -245,6 +245,7 @@ def cancel(project: ProjectConfig, sweep_id: str, timeout: float = 30.0) -> dict
     with RunStore(project.db_path) as store:
         if store.sweep(sweep_id) is None:
             raise NotFoundError(f"no sweep {sweep_id!r} (ml list --columns instance,sweep shows them)")
+        store.update_sweep(sweep_id, stop_requested=utcnow())  # a study's driver asks for no more trials
         statuses = {}
         for name in store.sweep_names(sweep_id, "queued"):
             row = store.run_by_name(name)

@@ -98,6 +98,18 @@ def m004_sweeps(db: Database) -> None:
     )
 
 
+@migrations()
+def m005_studies(db: Database) -> None:
+    # ml tune: a study is a sweep whose runs are asked for one by one (its search
+    # space and settings as JSON in ``study``); each run is one trial, numbered, and
+    # a trial its pruner stopped keeps the reason. ``stop_requested``: no new
+    # trials (ml cancel --sweep, the dashboard), whichever process drives the study.
+    db["sweeps"].add_column("study", str)
+    db["sweeps"].add_column("stop_requested", str)
+    db["runs"].add_column("trial", int)
+    db["runs"].add_column("prune_reason", str)
+
+
 def migrate(connection) -> int:
     """Apply the pending migrations on ``connection``; the schema version reached."""
     db = Database(connection)

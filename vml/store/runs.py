@@ -16,7 +16,8 @@ from vml.store.schema import open_database
 # The run states, in the order a run can pass through them. ``deleted`` is not
 # stored: an ended run whose folder was removed reads so (see ``vml.views``).
 ACTIVE_STATES = ("queued", "running")
-ENDED_STATES = ("finished", "failed", "cancelled", "killed", "crashed")
+# ``pruned``: a trial of ``ml tune`` its pruner stopped (see ``vml.launch.tune``).
+ENDED_STATES = ("finished", "pruned", "failed", "cancelled", "killed", "crashed")
 DELETED = "deleted"
 RUN_STATES = (*ACTIVE_STATES, *ENDED_STATES, DELETED)
 # What every epoch records (each step adds step_loss and lr).
@@ -263,10 +264,32 @@ class RunStore:
         """The ids of the recorded sweeps, newest first."""
         return [row[0] for row in self.conn.execute("select id from sweeps order by created_at desc")]
 
+    def study_ids(self) -> list[str]:
+        """The ids of the recorded studies (sweeps of ``ml tune``), newest first."""
+        sql = "select id from sweeps where study is not null order by created_at desc"
+        return [row[0] for row in self.conn.execute(sql)]
+
     def open_sweeps(self) -> list[dict[str, Any]]:
         """The sweeps a scheduler process is still running (or was, until it died)."""
         sql = "select * from sweeps where ended_at is null and pid is not null"
         return [dict(row) for row in self.conn.execute(sql)]
+
+    def sweep_runs(self, sweep_id: str) -> list[dict[str, Any]]:
+        """A sweep's runs in the order they were queued, hyperparameters decoded."""
+        sql = "select * from runs where sweep = ? order by id"
+        return [_decode(row) for row in self.conn.execute(sql, [sweep_id])]
+
+    def metric_points_since(self, run_ids: list[int], key: str, after: int) -> list[tuple[int, int, int, float]]:
+        """``(rowid, run_id, epoch, value)`` of metric ``key`` recorded for these runs
+        after rowid ``after``, in the order recorded: what a follower has not seen yet."""
+        if not run_ids:
+            return []
+        marks = ", ".join("?" for _ in run_ids)
+        sql = (
+            f"select rowid, run_id, epoch, value from metrics where key = ? and rowid > ?"
+            f" and run_id in ({marks}) order by rowid"
+        )
+        return [tuple(row) for row in self.conn.execute(sql, [key, after, *run_ids])]
 
     def sweep_names(self, sweep_id: str, status: str | None = None) -> list[str]:
         """The names of a sweep's runs (in ``status``), in the order they were queued."""

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from vml.atomic import fsync_dir, shared_mode
+from vml.config import monitor_direction
 from vml.paths import BEST, LAST
 from vml.train.callbacks import Callback
 from vml.train.loop import Trainer
@@ -52,7 +53,7 @@ class BestCheckpoint(Callback):
     def __init__(self, folder: Path, monitor: str, extra: dict[str, Any]) -> None:
         self.path = folder / BEST
         self.monitor = monitor
-        self.mode = "min" if monitor.endswith("loss") else "max"
+        self.mode = "min" if monitor_direction(monitor) == "minimize" else "max"
         self.extra = extra
         self.best: float | None = None
         self.best_epoch: int | None = None
