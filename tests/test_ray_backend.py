@@ -79,3 +79,22 @@ def test_ml_cancel_reaches_a_run_on_ray(project: Path, ml) -> None:
     assert statuses[running] == "cancelled"
     assert set(statuses.values()) == {"cancelled"}
     assert runs(project)[running]["epoch"] < 100000
+
+
+def test_a_study_on_ray_reports_prunes_and_records_like_a_local_one(project: Path, ml) -> None:
+    # lr 1e-5 learns next to nothing: pruned once a 1e-2 trial finished. Over Ray the
+    # stop request travels through the driver and the task's heartbeat (about 1 s).
+    result = ml(
+        "tune", "--backend", "ray", "--parallel", "1", "--cpus-per-run", "1", "--sampler", "grid", "--seed", "3",
+        "--learning-rate=0.00001,0.01", "--hidden-size=16,32", "--epochs=60", "--name", "on-ray",
+        cwd=project, timeout=DEADLINE,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "started as a Ray task (1 CPU, 0 GPU)" in result.stderr
+    trials = sorted((r for r in runs(project).values() if r["sweep"] == "on-ray"), key=lambda r: r["trial"])
+    assert [r["trial"] for r in trials] == [0, 1, 2, 3]
+    assert all(r["host"].startswith("ray:") for r in trials)
+    first_finished = min(r["trial"] for r in trials if r["status"] == "finished")
+    late_hopeless = [r for r in trials if "1e-05" in r["hyperparameters"] and r["trial"] > first_finished]
+    assert late_hopeless and all(r["status"] == "pruned" and r["epoch"] < 60 for r in late_hopeless)
+    assert all(r["prune_reason"].startswith("pruned at epoch ") for r in late_hopeless)

@@ -420,12 +420,13 @@ class Project:
             source=source,
         )
 
-    def plan_tune_file(self, path: Path | str) -> dict[str, Any]:
+    def plan_tune_file(self, path: Path | str, **given: Any) -> dict[str, Any]:
         """The study of a runs file's ``tune:`` block (``spec``) and its scheduler
-        settings (``name``, ``parallel``, ``backend``...), checked."""
+        settings (``name``, ``parallel``, ``backend``...), checked; the settings
+        ``given`` (``trials=40``; None: not given) replace the file's."""
         from vml.launch.tune import read_tune_file
 
-        return read_tune_file(self.config, Path(path), lambda value: _seconds(value, "tune: timeout"))
+        return read_tune_file(self.config, Path(path), lambda value: _seconds(value, "timeout"), **given)
 
     def create_study(
         self,
@@ -461,17 +462,19 @@ class Project:
         new total; ``timeout``: no new trial after it). ``UsageError`` while its driver
         still runs."""
         from vml.launch.tune import reopen_study
-        from vml.liveness import crash_reason, reap, reap_sweeps
+        from vml.liveness import reap, reap_sweeps, recorded_process_alive
         from vml.store import RunStore
 
         if trials is not None and trials < 1:
             raise UsageError(f"--trials {trials}: a study needs at least 1 trial (e.g. --trials 20)")
+        if not self.db_path.exists():
+            raise NotFoundError(f"no study {study_id!r} (ml tune starts one)")
         with RunStore(self.db_path) as store:
             reap(store, store.runs(ACTIVE_STATES))
             reap_sweeps(store)
             row = store.sweep(study_id)
-            if row is not None and row["study"] and row["ended_at"] is None and row["pid"]:
-                if crash_reason({**row, "status": "running"}) is None:
+            if row is not None and row["study"] and row["ended_at"] is None:
+                if recorded_process_alive(row):
                     raise UsageError(
                         f"study {study_id} is running (pid {row['pid']}): ml cancel --sweep {study_id} stops it"
                     )

@@ -83,6 +83,17 @@ def crash_reason(row: dict[str, Any], now: datetime | None = None) -> str | None
     return f"no heartbeat from host {row['host']} for {age:.0f} s"
 
 
+def recorded_process_alive(row: dict[str, Any]) -> bool:
+    """Whether the process a row records (a sweep's scheduler, a run's worker) still
+    runs: on this host its pid and start time tell at once; elsewhere a fresh
+    heartbeat is all there is."""
+    if not row.get("pid"):
+        return False
+    if row["host"] == host():
+        return process_alive(row["pid"], row.get("pid_started"))
+    return _age_seconds(row["heartbeat"], datetime.now(timezone.utc)) < STALE_REMOTE_SECONDS
+
+
 def reap(store: RunStore, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mark the runs among ``rows`` whose process died as ``crashed`` (in the store and
     in ``rows``); returns ``rows``."""

@@ -11,7 +11,20 @@ import traceback
 import typer
 
 from vml import __version__
-from vml.cli import cache, compare, dashboard, lifecycle, list_runs, new, preprocess, runs, show, sweep, train, tune
+from vml.cli import (
+    cache,
+    compare,
+    dashboard,
+    lifecycle,
+    list_runs,
+    new,
+    preprocess,
+    runs,
+    show,
+    sweep,
+    train,
+    tune,
+)
 from vml.cli import help as help_cmd
 from vml.errors import ExitCode, VmlError
 

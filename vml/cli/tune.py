@@ -19,44 +19,63 @@ CHART_SIZE = (60, 12)  # the best-so-far chart of ml tune show, in characters
 
 def tune(
     ctx: typer.Context,
-    action: str | None = typer.Argument(
-        None, metavar="[show STUDY | RUNS_FILE]", help="show STUDY prints a study; a runs file with a tune: block starts one."
+    words: list[str] | None = typer.Argument(
+        None,
+        metavar="[show STUDY | RUNS_FILE]",
+        help="show STUDY prints a study; a runs file with a tune: block starts one.",
     ),
-    target: str | None = typer.Argument(None, hidden=True),
     trials: int | None = typer.Option(None, "--trials", "-n", help="Trials in the study (default 20)."),
     sampler: str | None = typer.Option(None, "--sampler", help="tpe (default), random, grid or cmaes."),
     pruner: str | None = typer.Option(None, "--pruner", help="median (default), asha, hyperband or none."),
-    timeout: str | None = typer.Option(None, "--timeout", help="Start no trial after this long (90s, 20m, 2h)."),
+    timeout: str | None = typer.Option(
+        None, "--timeout", help="Start no trial after this long (90s, 20m, 2h)."
+    ),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the sampler (default: a new one)."),
     name: str | None = typer.Option(None, "--name", help="The study's name (default: st-XXXXXX)."),
-    resume: str | None = typer.Option(None, "--resume", help="Continue study STUDY from what its trials recorded."),
-    detach: bool = typer.Option(False, "--detach", "-d", help="Run the study in the background; print its id."),
+    resume: str | None = typer.Option(
+        None, "--resume", help="Continue study STUDY from what its trials recorded."
+    ),
+    detach: bool = typer.Option(
+        False, "--detach", "-d", help="Run the study in the background; print its id."
+    ),
     parallel: int | None = PARALLEL,
     gpus_per_run: int | None = GPUS_PER_RUN,
     cpus_per_run: int | None = CPUS_PER_RUN,
-    backend: str | None = typer.Option(None, "--backend", help="local (this machine) or ray (a Ray cluster)."),
-    address: str | None = typer.Option(None, "--address", help="The Ray cluster (auto, or ray://HOST:10001)."),
+    backend: str | None = typer.Option(
+        None, "--backend", help="local (this machine) or ray (a Ray cluster)."
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="The Ray cluster (auto, or ray://HOST:10001)."
+    ),
     fmt: str = format_option(TABLE_JSON),
 ) -> None:
     """Search hyperparameters adaptively (Optuna) and stop hopeless trials early."""
-    words = [w for w in (action, target) if w is not None]
+    # Unknown options (the hyperparameters) arrive among the words, in the order typed.
+    words = [*(words or []), *ctx.args]
     project = api.Project()
     if words[:1] == ["show"]:
         if len(words) < 2:
-            raise UsageError("ml tune show needs a study (e.g. ml tune show st-1a2b3c; ml list --columns sweep)")
+            raise UsageError(
+                "ml tune show needs a study (e.g. ml tune show st-1a2b3c; ml list --columns sweep)"
+            )
         check_format(fmt, TABLE_JSON)
         show(project.study(words[1]), fmt)
         return
     settings: dict[str, Any] = {}
     if words and not words[0].startswith("--"):
-        if ctx.args or len(words) > 1:
-            raise UsageError(f"{words[0]}: put the search in the runs file's tune: block (or leave the file out)")
-        settings = project.plan_tune_file(Path(words[0]))
+        if len(words) > 1:
+            raise UsageError(
+                f"{words[1]}: put the search in the runs file's tune: block (or leave the file out)"
+            )
+        given = {"trials": trials, "sampler": sampler, "pruner": pruner, "timeout": timeout, "seed": seed}
+        settings = project.plan_tune_file(Path(words[0]), **given)
         words = []
-    args = [*words, *ctx.args]
+    args = words
     if resume is not None:
         if args:
-            raise UsageError(f"{args[0]}: --resume {resume} continues the recorded search (leave {args[0]} out)")
+            raise UsageError(
+                f"{args[0]}: --resume {resume} continues the recorded search (leave {args[0]} out)"
+            )
         project.resume_study(resume, trials, timeout)
         _run(project, resume, detach)
         return
@@ -103,7 +122,9 @@ def _run(project: api.Project, study: str, detach: bool) -> None:
 
     try:
         project.run_sweep(
-            study, say, lambda: print(f"study {study}: stopping its trials (Ctrl-C)", file=sys.stderr, flush=True)
+            study,
+            say,
+            lambda: print(f"study {study}: stopping its trials (Ctrl-C)", file=sys.stderr, flush=True),
         )
     except KeyboardInterrupt:
         print(f"study {study}: stopped; ml tune --resume {study} continues it")
@@ -129,7 +150,9 @@ def show(info: dict[str, Any], fmt: str) -> None:
         f"study {info['study']} ({info['state']}): {info['sampler']} sampler, {info['pruner']} pruner,"
         f" {info['direction']} {info['monitor']}"
     )
-    print(f"trials: {len(info['trials'])} of {info['target_trials']} ({counts}), {info['epochs_trained']} epochs trained")
+    print(
+        f"trials: {len(info['trials'])} of {info['target_trials']} ({counts}), {info['epochs_trained']} epochs trained"
+    )
     best = info["best"]
     if best is not None:
         print(f"best: {best['instance']} (trial {best['trial']}), {info['monitor']} {best['value']:.4f}")
@@ -156,7 +179,9 @@ def show(info: dict[str, Any], fmt: str) -> None:
         for t in info["trials"]
     ]
     if rows:
-        render.print_table(["trial", "instance", "state", info["monitor"], "epochs", *keys, "pruned because"], rows)
+        render.print_table(
+            ["trial", "instance", "state", info["monitor"], "epochs", *keys, "pruned because"], rows
+        )
 
 
 def _cell(value: Any) -> str:

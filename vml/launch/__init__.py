@@ -36,10 +36,6 @@ how it ended. The sweep ends when none is queued or running and ``exhausted``.""
         """A run of the sweep ended: its row as the feeder records the end (a pruned trial)."""
         ...
 
-    def settle(self, store: RunStore, row: dict[str, Any]) -> dict[str, Any]:
-        """A run of the sweep ended: its row as the feeder records the end (a pruned trial)."""
-        ...
-
     def finish(self, store: RunStore) -> None: ...
 
 

@@ -231,8 +231,6 @@ def summarize(store: RunStore, config: ProjectConfig, study_id: str) -> dict[str
     (``instance``, ``state``, ``value``...), ``importance`` (hyperparameter -> share),
     ``best_so_far`` ([trial, best value]) and ``median_by_epoch`` (the median pruner's
     line: the median of the finished trials at each epoch)."""
-    from vml.liveness import crash_reason
-
     recorded = load_study(store, study_id)
     spec = recorded.spec
     keys = [axis.key for axis in spec.space]
@@ -273,13 +271,12 @@ def summarize(store: RunStore, config: ProjectConfig, study_id: str) -> dict[str
             for epoch, value in intermediate_values(store, run, spec.monitor).items():
                 by_epoch.setdefault(epoch, []).append(value)
     sweep = recorded.sweep
-    driving = sweep["ended_at"] is None and bool(sweep["pid"]) and crash_reason({**sweep, "status": "running"}) is None
     counts: dict[str, int] = {}
     for trial in trials:
         counts[trial["state"]] = counts.get(trial["state"], 0) + 1
     return {
         "study": study_id,
-        "state": "running" if driving else "stopped" if sweep.get("stop_requested") else "ended",
+        "state": _state(sweep),
         "source": spec.source,
         "sampler": spec.sampler,
         "pruner": spec.pruner,
@@ -298,6 +295,18 @@ def summarize(store: RunStore, config: ProjectConfig, study_id: str) -> dict[str
     }
 
 
+def _state(sweep: dict[str, Any]) -> str:
+    """``starting`` (no driver yet), ``running``, ``stopped`` (asked to stop) or
+    ``ended`` (its driver finished or died)."""
+    from vml.liveness import recorded_process_alive
+
+    if sweep["ended_at"] is None and not sweep["pid"]:
+        return "starting"
+    if sweep["ended_at"] is None and recorded_process_alive(sweep):
+        return "running"
+    return "stopped" if sweep.get("stop_requested") else "ended"
+
+
 def importance(store: RunStore, config: ProjectConfig, study: Recorded) -> dict[str, float]:
     """How much each hyperparameter explains the finished trials' values (Optuna's
     default evaluator, PED-ANOVA); empty until two trials finished with different
@@ -312,6 +321,9 @@ def importance(store: RunStore, config: ProjectConfig, study: Recorded) -> dict[
     rebuilt = optuna.create_study(direction=study.spec.direction)
     rebuilt.add_trials(trials)
     try:
-        return {key: round(float(value), 4) for key, value in optuna.importance.get_param_importances(rebuilt).items()}
+        return {
+            key: round(float(value), 4)
+            for key, value in optuna.importance.get_param_importances(rebuilt).items()
+        }
     except (ValueError, RuntimeError):  # too few distinct points for the evaluator
         return {}

@@ -60,9 +60,11 @@ def plan_study(
     ``LOW:HIGH``, ``LOW:HIGH:log``), sampler, pruner and monitor. ``UsageError`` names
     the first problem and its fix."""
     if sampler not in SAMPLERS:
-        raise UsageError(f"--sampler {sampler}: unknown{did_you_mean(sampler, SAMPLERS)} (use one of: {', '.join(SAMPLERS)})")
+        hint = did_you_mean(sampler, SAMPLERS, f"use one of: {', '.join(SAMPLERS)}")
+        raise UsageError(f"--sampler {sampler}: unknown ({hint})")
     if pruner not in PRUNERS:
-        raise UsageError(f"--pruner {pruner}: unknown{did_you_mean(pruner, PRUNERS)} (use one of: {', '.join(PRUNERS)})")
+        hint = did_you_mean(pruner, PRUNERS, f"use one of: {', '.join(PRUNERS)}")
+        raise UsageError(f"--pruner {pruner}: unknown ({hint})")
     if trials < 1:
         raise UsageError(f"--trials {trials}: a study needs at least 1 trial (e.g. --trials 20)")
     if timeout is not None and timeout <= 0:
@@ -74,9 +76,13 @@ def plan_study(
         )
     for axis in axes:
         if axis.key == "monitor":
-            raise UsageError(f"{axis.flag}={axis.text}: a study follows one metric (e.g. {axis.flag}=val_loss)")
+            raise UsageError(
+                f"{axis.flag}={axis.text}: a study follows one metric (e.g. {axis.flag}=val_loss)"
+            )
         if axis.is_range and axis.integer and (axis.low != int(axis.low) or axis.high != int(axis.high)):  # type: ignore[arg-type]
-            raise UsageError(f"{axis.flag}={axis.text}: {axis.key} is an integer: give whole ends (e.g. {axis.flag}=32:512:log)")
+            raise UsageError(
+                f"{axis.flag}={axis.text}: {axis.key} is an integer: give whole ends (e.g. {axis.flag}=32:512:log)"
+            )
         if sampler == "cmaes" and not axis.is_range:
             raise UsageError(
                 f"{axis.flag}={axis.text}: --sampler cmaes samples numeric ranges only"
@@ -260,7 +266,9 @@ class TuneDriver:
         """Report each new epoch of the live trials; ask a trial the pruner gives up on
         to stop."""
         by_id = {live.run_id: live for live in self.live.values()}
-        for rowid, run_id, epoch, value in store.metric_points_since(list(by_id), self.spec.monitor, self._seen):
+        for rowid, run_id, epoch, value in store.metric_points_since(
+            list(by_id), self.spec.monitor, self._seen
+        ):
             self._seen = rowid
             live = by_id[run_id]
             if epoch <= live.reported or value is None or not math.isfinite(value):
@@ -286,7 +294,7 @@ class TuneDriver:
         for name, live in list(self.live.items()):
             row = store.run_by_name(name)
             if row is None:  # deleted while it ran
-                self.study.tell(live.trial, state=optuna.trial.TrialState.FAIL)
+                self._tell(live.trial, state=optuna.trial.TrialState.FAIL)
                 del self.live[name]
                 continue
             if row["status"] in ACTIVE_STATES:
@@ -295,12 +303,25 @@ class TuneDriver:
             row = self.settle(store, row)
             state = trial_state(row)
             if state == "COMPLETE":
-                self.study.tell(live.trial, row["best_metric"])
+                self._tell(live.trial, row["best_metric"])
                 if self.study.best_trial.number == live.trial.number:
-                    self.say(name, f"note: trial {live.trial.number} is the best so far: {self.spec.monitor} {row['best_metric']:.4f}")
+                    value = row["best_metric"]
+                    self.say(
+                        name,
+                        f"note: trial {live.trial.number} is the best so far: {self.spec.monitor} {value:.4f}",
+                    )
             else:
-                self.study.tell(live.trial, state=getattr(optuna.trial.TrialState, state))
+                self._tell(live.trial, state=getattr(optuna.trial.TrialState, state))
             del self.live[name]
+
+    def _tell(self, trial: Any, value: float | None = None, **state: Any) -> None:
+        try:
+            self.study.tell(trial, value, **state)
+        except RuntimeError as exc:
+            # The grid sampler calls Study.stop() once every point was asked, which only
+            # works inside optimize(); the trial is recorded before (a finally in tell).
+            if "Study.stop" not in str(exc):
+                raise
 
     def settle(self, store: RunStore, row: dict[str, Any]) -> dict[str, Any]:
         """A trial asked to stop by its pruner ends ``cancelled`` (the worker stopped as
@@ -345,11 +366,14 @@ TUNE_KEYS = {
 }
 
 
-def read_tune_file(config: ProjectConfig, path: Any, seconds: Callable[[Any], float | None]) -> dict[str, Any]:
+def read_tune_file(
+    config: ProjectConfig, path: Any, seconds: Callable[[Any], float | None], **given: Any
+) -> dict[str, Any]:
     """A runs file's ``tune:`` block: the study it describes (``spec``) and the
-    scheduler settings (``parallel``, ``backend``...). Its ``search:`` maps each
-    hyperparameter to a range (``1e-4:1e-1:log``), a list, or one value for every
-    trial. ``UsageError`` for the first problem."""
+    scheduler settings (``parallel``, ``backend``...), with the settings ``given``
+    (the command line's, None when not given) in place of the file's. Its
+    ``search:`` maps each hyperparameter to a range (``1e-4:1e-1:log``), a list, or
+    one value for every trial. ``UsageError`` for the first problem."""
     import os
 
     import yaml
@@ -362,16 +386,22 @@ def read_tune_file(config: ProjectConfig, path: Any, seconds: Callable[[Any], fl
     except FileNotFoundError:
         raise UsageError(f"no runs file {shown} (see ml help tune for the tune: block)") from None
     except yaml.YAMLError as exc:
-        raise UsageError(f"{shown}: YAML syntax error: {getattr(exc, 'problem', exc)} (fix its indentation or quoting)") from None
+        raise UsageError(
+            f"{shown}: YAML syntax error: {getattr(exc, 'problem', exc)} (fix its indentation or quoting)"
+        ) from None
     block = tree.get("tune") if isinstance(tree, dict) else None
     if not isinstance(block, dict):
         raise UsageError(f"{shown}: needs a 'tune:' block with a 'search:' mapping (see ml help tune)")
     settings = {normalize_key(str(key)): value for key, value in block.items()}
     for key, value in settings.items():
         if key not in TUNE_KEYS:
-            raise UsageError(f"{shown}: tune: {key} is not a setting{did_you_mean(key, TUNE_KEYS)}")
+            hint = did_you_mean(key, TUNE_KEYS, f"use: {', '.join(TUNE_KEYS)}")
+            raise UsageError(f"{shown}: tune: {key} is not a setting ({hint})")
         if not isinstance(value, TUNE_KEYS[key]) or isinstance(value, bool):
-            raise UsageError(f"{shown}: tune: {key}: {value!r} is not a {getattr(TUNE_KEYS[key], '__name__', 'number or duration')}")
+            raise UsageError(
+                f"{shown}: tune: {key}: {value!r} is not a {getattr(TUNE_KEYS[key], '__name__', 'number or duration')}"
+            )
+    settings |= {key: value for key, value in given.items() if value is not None}
     search = settings.pop("search", None)
     if not search:
         raise UsageError(f"{shown}: tune: needs a 'search:' mapping, e.g. learning-rate: 1e-4:1e-1:log")
