@@ -12,12 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import run_ml
 from textual.widgets import DataTable, Input, Static
 
 from vml import api
 from vml.tui.app import Dashboard, sorted_runs
 from vml.tui.new_run import NewRunScreen
 from vml.tui.run_screen import RunScreen
+from vml.tui.study_screen import StudyScreen
 from vml.tui.table import RunTable
 
 DEADLINE = 90.0
@@ -73,6 +75,11 @@ def train_here(project: Path, *args: str, name: str) -> None:
     assert result.status == "finished"
 
 
+def footer_keys(app: Dashboard) -> list[str]:
+    """What the footer offers, by description."""
+    return [key.description for key in app.screen.query("FooterKey")]
+
+
 def test_an_empty_project_says_how_to_start(project: Path) -> None:
     async def scenario() -> None:
         app = Dashboard(api.Project(project))
@@ -80,6 +87,7 @@ def test_an_empty_project_says_how_to_start(project: Path) -> None:
             empty = app.screen.query_one("#empty", Static)
             await until(pilot, lambda: "No runs yet" in str(empty.render()), "the empty state")
             assert table_rows(app) == {}
+            assert "Study" not in footer_keys(app)  # t shows once there is a study
 
     asyncio.run(scenario())
 
@@ -450,3 +458,126 @@ def test_sorting_puts_numbers_before_text_and_runs_without_a_value_last() -> Non
     ]
     assert [r["instance"] for r in sorted_runs(runs, "width", False)] == ["d", "c", "a", "b", "e"]
     assert [r["instance"] for r in sorted_runs(runs, "width", True)] == ["a", "c", "d", "b", "e"]
+
+
+def study_rows(screen: StudyScreen) -> dict[str, dict[str, str]]:
+    """The study screen's trials as shown: run name -> {column: cell}."""
+    table = screen.query_one("#trials", RunTable)
+    return {
+        key: dict(zip(table.labels, cells, strict=True))
+        for key, cells in zip(table.keys, table.rows, strict=True)
+    }
+
+
+async def open_study(pilot, app: Dashboard) -> StudyScreen:
+    """Press t on the newest run (a trial) and wait for its study screen to show it."""
+    await until(pilot, lambda: "Study" in footer_keys(app), "the study key")
+    await pilot.press("home", "t")
+    await until(
+        pilot, lambda: isinstance(app.screen, StudyScreen) and app.screen.study is not None, "the study"
+    )
+    return app.screen
+
+
+def test_the_study_screen_shows_trials_by_state_the_best_and_the_importances(
+    project: Path, tmp_path: Path
+) -> None:
+    args = ("--learning-rate=1e-4:1e-1:log", "--batch-size=16,64", "--epochs=2", "--seed", "1")
+    result = run_ml("tune", "--trials", "4", "--parallel", "2", *args, cwd=project, home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    study_id = api.Project(project).study_ids()[0]
+    study = api.Project(project).study(study_id)
+    assert study["importance"] and study["best"]  # two trials finished, with different values
+
+    async def scenario() -> None:
+        from vml.tui.charts import Chart
+
+        app = Dashboard(api.Project(project))
+        async with app.run_test(size=(140, 40)) as pilot:
+            await until(pilot, lambda: len(table_rows(app)) == 4, "the trials in the runs table")
+            assert {row["sweep"] for row in table_rows(app).values()} == {study_id}
+            screen = await open_study(pilot, app)
+            await until(pilot, lambda: len(study_rows(screen)) == 4, "the trials")
+            rows = study_rows(screen)
+            assert {name: row["state"] for name, row in rows.items()} == {
+                t["instance"]: t["state"] for t in study["trials"]
+            }
+            for trial in study["trials"]:
+                row = rows[trial["instance"]]
+                assert row["trial"] == str(trial["trial"]) and row["epochs"] == str(trial["epochs"])
+                assert row["batch_size"] == str(trial["hyperparameters"]["batch_size"])
+                assert row["pruned because"] == (trial["reason"] or "")
+            best = study["best"]
+            assert list(rows)[0] == best["instance"]  # the finished first, the best on top
+            assert rows[best["instance"]]["val_acc"] == f"{best['value']:.4f}"
+            states = [row["state"] for row in rows.values()]
+            assert states == sorted(states, key=["finished", "pruned"].index)
+
+            summary = str(screen.query_one("#summary", Static).render()).splitlines()
+            assert summary[0] == f"{study_id} (ended) · tpe sampler, median pruner · maximize val_acc"
+            assert summary[1].startswith("trials: 4 of 4 (")
+            assert summary[2] == (
+                f"best: {best['instance']} (trial {best['trial']}), val_acc {best['value']:.4f}"
+                f" · {best['command']}"
+            )
+            assert summary[3] == "space: learning_rate 1e-4:1e-1:log, batch_size 16,64 · fixed: epochs=2"
+
+            importance = str(screen.query_one("#importance", Static).render()).splitlines()
+            assert importance[0] == "importance for val_acc:"
+            shown = {line.split()[0]: line.split()[-1] for line in importance[1:]}
+            assert shown == {key: f"{share:.2f}" for key, share in study["importance"].items()}
+            assert all("█" in line for line in importance[1:])
+
+            charts = {chart.heading: chart.lines for chart in screen.query(Chart)}
+            trials, values = charts["best val_acc so far"]["best"]
+            assert [list(point) for point in zip(trials, values, strict=True)] == study["best_so_far"]
+            epochs, medians = charts["pruning line (median val_acc)"]["median"]
+            assert dict(zip(epochs, medians, strict=True)) == study["median_by_epoch"]
+
+            await pilot.press("enter")  # the best trial's run screen
+            await until(pilot, lambda: isinstance(app.screen, RunScreen), "the trial's run screen")
+            assert app.screen.run_name == best["instance"]
+            await pilot.press("escape", "x")
+            await until(pilot, lambda: app.screen is screen, "the study screen again")
+            assert len(app.screen_stack) == 2  # an ended study has nothing to stop: no dialog
+
+    asyncio.run(scenario())
+
+
+@pytest.fixture
+def detached_study(project: Path, tmp_path: Path):
+    """Start a study in the background whose trials train 100,000 epochs: its id.
+    Stopped when the test ends, whatever happened."""
+    args = ("--learning-rate=1e-3:1e-1:log", "--epochs=100000", "--seed", "1")
+    result = run_ml("tune", "--detach", "--trials", "6", "--parallel", "2", *args, cwd=project, home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    study_id = result.stdout.split()[-1]
+    yield study_id
+    if api.Project(project).study(study_id)["state"] == "running":
+        api.Project(project).cancel_sweep(study_id)
+
+
+def test_x_on_the_study_screen_stops_the_whole_study(project: Path, detached_study: str) -> None:
+    async def scenario() -> None:
+        app = Dashboard(api.Project(project))
+        async with app.run_test(size=(140, 40)) as pilot:
+            screen = await open_study(pilot, app)
+
+            def states() -> list[str]:
+                return [row["state"] for row in study_rows(screen).values()]
+
+            await until(pilot, lambda: "running" in states(), "a trial running")
+            assert screen.study["state"] == "running" and "(running)" in screen.sub_title
+            await pilot.press("x")
+            await until(pilot, lambda: len(app.screen_stack) == 3, "the dialog")
+            question = str(app.screen.query_one("Label").render())
+            assert question.startswith(f"Stop study {detached_study}?")
+            await pilot.press("y")
+            await until(pilot, lambda: screen.study["state"] == "stopped", "the study to stop")
+            await until(pilot, lambda: set(states()) == {"cancelled"}, "its trials cancelled on screen")
+            stopped = len(states())
+        study = api.Project(project).study(detached_study)
+        assert study["state"] == "stopped" and study["counts"] == {"cancelled": stopped}
+        assert len(api.Project(project).records()) == stopped  # no new trial after the stop
+
+    asyncio.run(scenario())

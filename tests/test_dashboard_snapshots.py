@@ -5,6 +5,7 @@ what a screen shows, look at the new screenshots and accept them with
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -164,3 +165,82 @@ def test_the_new_run_form(fixed_project: Path, snap_compare) -> None:
 
     app = Dashboard(api.Project(fixed_project))
     assert snap_compare(app, terminal_size=(100, 30), run_before=type_a_bad_epoch_count)
+
+
+STUDY = "st-5eed01"
+TRIALS = (
+    # name, trial, status, learning rate, batch size, val_acc at each epoch
+    ("amber-wren", 0, "finished", 0.0011, 32, (0.81, 0.87, 0.91)),
+    ("bold-ibex", 1, "pruned", 0.0002, 64, (0.62,)),
+    ("coy-marten", 2, "finished", 0.0210, 16, (0.88, 0.92, 0.93)),
+    ("deft-gecko", 3, "pruned", 0.0930, 32, (0.86, 0.84)),
+    ("eager-stoat", 4, "finished", 0.0072, 64, (0.90, 0.94, 0.96)),
+    ("fond-tapir", 5, "cancelled", 0.0048, 64, (0.89,)),
+)
+
+
+@pytest.fixture
+def fixed_study(tmp_path: Path):
+    """A project with one stopped study: six trials recorded at fixed times with
+    fixed per-epoch values (finished, pruned by the median, one cancelled by the stop)."""
+    project = api.Project(api.create_project(tmp_path / "digits"))
+    words = ["--learning-rate=1e-4:1e-1:log", "--batch-size=16,32,64", "--epochs=3"]
+    spec = project.plan_study(words, trials=10, seed=7, source="ml tune " + " ".join(words))
+    stamp = "2026-11-20T10:00:00.000+00:00"
+    with RunStore(project.db_path) as store:
+        store.create_sweep(
+            STUDY, spec.source, study=spec.to_json(), created_at=stamp, ended_at=stamp, stop_requested=stamp
+        )
+        for name, trial, status, rate, batch, values in TRIALS:
+            started = f"2026-11-20T10:{trial:02d}:00.000+00:00"
+            reason = None
+            if status == "pruned":  # below the median of the trials finished before it
+                epoch = len(values)
+                median = statistics.median(t[5][epoch - 1] for t in TRIALS[:trial] if t[2] == "finished")
+                reason = f"pruned at epoch {epoch}: val_acc {values[-1]:.4g} below the median {median:.4g} at epoch {epoch}"
+            run_id = store.create_run(
+                name,
+                "mlp",
+                project.resolve() | {"learning_rate": rate, "batch_size": batch, "epochs": 3},
+                status=status,
+                created_at=started,
+                started_at=started,
+                heartbeat=started,
+                ended_at=started,
+                epoch=len(values),
+                epochs=3,
+                step=23,
+                steps=23,
+                monitor="val_acc",
+                best_epoch=len(values),
+                best_metric=max(values),
+                sweep=STUDY,
+                trial=trial,
+                prune_reason=reason,
+            )
+            store.add_metric_points(
+                [
+                    (run_id, "val_acc", epoch, epoch * 23, value, started)
+                    for epoch, value in enumerate(values, 1)
+                ]
+            )
+            (project.trainings_dir / name).mkdir()
+    return project.root
+
+
+def test_the_study_screen(fixed_study: Path, snap_compare) -> None:
+    from vml.tui.study_screen import StudyScreen
+
+    async def open_the_study(pilot) -> None:
+        app = pilot.app
+        end = time.monotonic() + DEADLINE
+        while not app.screen.studied:  # the t key shows once the trials are read
+            assert time.monotonic() < end, "timed out waiting for the trials"
+            await pilot.pause()
+        await pilot.press("t")
+        while not (isinstance(app.screen, StudyScreen) and app.screen.study is not None):
+            assert time.monotonic() < end, "timed out waiting for the study"
+            await pilot.pause()
+
+    app = Dashboard(api.Project(fixed_study))
+    assert snap_compare(app, terminal_size=(120, 36), run_before=open_the_study)

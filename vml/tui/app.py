@@ -28,6 +28,7 @@ from vml.tui.compare import CompareScreen
 from vml.tui.dialogs import ConfirmCancel, ConfirmDelete
 from vml.tui.new_run import NewRunScreen
 from vml.tui.run_screen import RunScreen
+from vml.tui.study_screen import StudyScreen
 from vml.tui.table import RunTable, column_widths
 from vml.views import cell, duration, eta_seconds, percent_done, run_value, sort_by
 
@@ -100,6 +101,11 @@ def text_filter(runs: list[dict[str, Any]], needle: str) -> list[dict[str, Any]]
     ]
 
 
+def studied(runs: list[dict[str, Any]]) -> bool:
+    """Whether any of ``runs`` is a trial of a study (``ml tune``)."""
+    return any(run["trial"] is not None for run in runs)
+
+
 def is_condition(text: str) -> bool:
     """Whether a filter is a ``--where`` condition rather than text to look for."""
     return any(op in text for op in "<>=") or " -" in text
@@ -114,6 +120,7 @@ class RunsScreen(Screen):
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
+        Binding("t", "open_study", "Study"),
         Binding("n", "new_run", "New run"),
         Binding("x", "cancel_runs", "Cancel"),
         Binding("d", "delete_run", "Delete"),
@@ -141,6 +148,7 @@ class RunsScreen(Screen):
         self.descending = False
         self.runs: list[dict[str, Any]] = []
         self.marked: set[str] = set()
+        self.studied = False  # whether any run is a trial of ml tune: the t key shows then
         self._cells: dict[str, tuple[dict[str, Any], bool, list[str]]] = {}
         self._reading = threading.Lock()  # one refresh at a time, however slow the disk
         self._frozen = False
@@ -212,6 +220,9 @@ class RunsScreen(Screen):
                 else column_widths(self.labels, rows)
             )
             self._measured = (keys, widths)
+            trials = studied(self.live.runs)
+        if trials != self.studied:
+            self.app.call_from_thread(self._show_study_key, trials)
         self.app.call_from_thread(self._show, runs, rows, widths)
 
     def _select(self, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -236,6 +247,10 @@ class RunsScreen(Screen):
         cells = row_cells(run, self.columns, marked)
         self._cells[run["instance"]] = (run, marked, cells)
         return cells, True
+
+    def _show_study_key(self, trials: bool) -> None:
+        self.studied = trials
+        self.refresh_bindings()
 
     def _show(self, runs: list[dict[str, Any]], rows: list[list[str]], widths: list[int]) -> None:
         self.runs = runs
@@ -286,6 +301,19 @@ class RunsScreen(Screen):
             self.notify("mark two or more runs with space to compare them", severity="warning")
             return
         self.app.push_screen(CompareScreen(runs, self.histories))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.studied if action == "open_study" else True
+
+    def action_open_study(self) -> None:
+        """The selected trial's study; on another run, the study of the latest trial."""
+        run = self.selected_run()
+        if run is None or run["trial"] is None:
+            run = next((r for r in self.live.runs or self.runs if r["trial"] is not None), None)
+        if run is None:
+            self.notify("no study yet: ml tune starts one", severity="warning")
+            return
+        self.app.push_screen(StudyScreen(self.project, run["sweep"], self.histories))
 
     def on_run_table_selected(self, event: RunTable.Selected) -> None:
         self.action_open_run()

@@ -60,13 +60,19 @@ class Chart(PlotextPlot):
     Chart { height: 12; min-height: 8; }
     """
 
-    def show(self, title: str, xlabel: str, lines: dict[str, Series]) -> None:
+    def show(
+        self, title: str, xlabel: str, lines: dict[str, Series], xticks: list[float] | None = None
+    ) -> None:
+        """Draw ``lines`` under ``title``; ``xticks``: where to label the x axis
+        (plotext's choice when None)."""
         self.heading, self.lines = title, lines
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
         plt.title(title)
         plt.xlabel(xlabel)
+        if xticks:
+            plt.xticks(xticks)
         for label, (xs, ys) in lines.items():
             if xs:
                 plt.plot(xs, ys, label=label, marker="braille")

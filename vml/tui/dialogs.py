@@ -10,7 +10,8 @@ from textual.widgets import Input, Label
 
 
 class ConfirmCancel(ModalScreen[bool]):
-    """``y`` confirms, ``n`` or ``escape`` aborts."""
+    """``y`` confirms, ``n`` or ``escape`` aborts. ``question`` replaces "Cancel
+    NAMES?" (stopping a study says what it stops)."""
 
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
@@ -22,13 +23,14 @@ class ConfirmCancel(ModalScreen[bool]):
     ConfirmCancel > Grid { width: 60; height: 5; border: thick $warning; background: $surface; padding: 0 1; }
     """
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, names: list[str], question: str | None = None) -> None:
         super().__init__()
         self.names = names
+        self.question = question or f"Cancel {', '.join(names)}?"
 
     def compose(self) -> ComposeResult:
         with Grid():
-            yield Label(f"Cancel {', '.join(self.names)}? (y/n)")
+            yield Label(f"{self.question} (y/n)")
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)

@@ -24,6 +24,7 @@ STATUS_STYLES = {
     for status, style in {
         "running": "bold green",
         "queued": "cyan",
+        "pruned": "magenta",  # stopped early by its study's pruner: not an error
         "failed": "bold red",
         "crashed": "bold red",
         "killed": "red",
