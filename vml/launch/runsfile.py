@@ -63,17 +63,25 @@ class RunsFile:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def read_runs_file(project: ProjectConfig, path: Path) -> RunsFile:
-    """Read and check a runs file; ``UsageError`` lists every problem found."""
+def load_yaml(path: Path, topic: str) -> tuple[Any, str]:
+    """A runs file's YAML tree and its path as shown in errors; ``UsageError`` for a
+    missing file or a syntax error (``ml help TOPIC`` has the format)."""
     shown = os.path.relpath(path)
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8")), shown
     except FileNotFoundError:
-        raise UsageError(f"no runs file {shown} (see ml help sweeps for its format)") from None
+        raise UsageError(f"no runs file {shown} (see ml help {topic} for its format)") from None
     except yaml.YAMLError as exc:
         raise UsageError(
             f"{shown}: YAML syntax error: {getattr(exc, 'problem', exc)} (fix its indentation or quoting)"
         ) from None
+
+
+def read_runs_file(project: ProjectConfig, path: Path) -> RunsFile:
+    """Read and check a runs file; ``UsageError`` lists every problem found."""
+    tree, shown = load_yaml(path, "sweeps")
+    if isinstance(tree, dict) and "tune" in tree and "runs" not in tree:
+        raise UsageError(f"{shown}: a tune: block starts a study: ml tune {shown}")
     if not isinstance(tree, dict) or not isinstance(tree.get("runs"), dict) or not tree["runs"]:
         raise UsageError(
             f"{shown}: needs a 'runs:' mapping of run names to what each changes (see ml help sweeps)"

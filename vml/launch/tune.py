@@ -374,21 +374,10 @@ def read_tune_file(
     (the command line's, None when not given) in place of the file's. Its
     ``search:`` maps each hyperparameter to a range (``1e-4:1e-1:log``), a list, or
     one value for every trial. ``UsageError`` for the first problem."""
-    import os
-
-    import yaml
-
+    from vml.launch.runsfile import load_yaml
     from vml.params import normalize_key
 
-    shown = os.path.relpath(path)
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"no runs file {shown} (see ml help tune for the tune: block)") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(
-            f"{shown}: YAML syntax error: {getattr(exc, 'problem', exc)} (fix its indentation or quoting)"
-        ) from None
+    tree, shown = load_yaml(path, "tune")
     block = tree.get("tune") if isinstance(tree, dict) else None
     if not isinstance(block, dict):
         raise UsageError(f"{shown}: needs a 'tune:' block with a 'search:' mapping (see ml help tune)")
