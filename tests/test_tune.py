@@ -163,6 +163,7 @@ def test_a_study_outlives_its_driver_killed_with_sigkill(project: Path, tmp_path
     runs = study_runs(project, "long")
     assert len(runs) == 4 and all(r["status"] == "finished" for r in runs)
     assert sorted(r["trial"] for r in runs) == [0, 1, 2, 3]
+    assert len({r["hyperparameters"]["learning_rate"] for r in runs}) == 4  # no draw replayed
     info = json.loads(ml("tune", "show", "long", "--format", "json", cwd=project).stdout)
     assert info["state"] == "ended" and len(info["trials"]) == 4 and info["best"] is not None
 

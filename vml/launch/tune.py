@@ -181,6 +181,7 @@ class Live:
     """A trial whose run has not ended: Optuna's trial, the run, the epochs reported."""
 
     trial: Any
+    number: int  # the run's trial number
     name: str
     run_id: int
     epochs: int
@@ -200,10 +201,16 @@ class TuneDriver:
         with RunStore(config.db_path) as store:
             recorded = load_study(store, study_id)
             self.spec = recorded.spec
+            if self.spec.seed is not None and recorded.runs:
+                # A resumed study's sampler must not replay the draws it made before.
+                self.spec = replace(self.spec, seed=self.spec.seed + len(recorded.runs))
             self.study = new_study(config, self.spec, parallel)
             self.study.add_trials(frozen_trials(store, config, recorded))
             self.live: dict[str, Live] = {}
             self._adopt(store, recorded.runs)
+        # vml's trial numbers, not Optuna's: a rebuilt study renumbers its trials, and
+        # the runs keep the numbers they were given.
+        self._next = 1 + max((r["trial"] for r in recorded.runs if r["trial"] is not None), default=-1)
         self._dists = distributions(config, self.spec)
         self._seen = 0  # the last metrics rowid read
         self._deadline = time.monotonic() + self.spec.timeout if self.spec.timeout else None
@@ -228,8 +235,8 @@ class TuneDriver:
                 continue
             self.study.enqueue_trial(trial_params(self.config, self.spec, run), skip_if_exists=False)
             trial = self.study.ask(distributions(self.config, self.spec))
-            store.update_run(run["id"], trial=trial.number)
-            self.live[run["name"]] = Live(trial, run["name"], run["id"], run["epochs"] or self.spec.epochs)
+            epochs = run["epochs"] or self.spec.epochs
+            self.live[run["name"]] = Live(trial, run["trial"], run["name"], run["id"], epochs)
 
     def feed(self, store: RunStore, free: int) -> None:
         """One turn: report and prune, tell the trials that ended, and queue up to
@@ -256,11 +263,12 @@ class TuneDriver:
             True,
             hparams,
             sweep=self.study_id,
-            trial=trial.number,
+            trial=self._next,
         )
         trial.set_user_attr("run", name)
-        self.say(name, f"note: trial {trial.number}: {describe(overrides)}")
-        self.live[name] = Live(trial, name, store.run_by_name(name)["id"], hparams["epochs"])  # type: ignore[index]
+        self.say(name, f"note: trial {self._next}: {describe(overrides)}")
+        self.live[name] = Live(trial, self._next, name, store.run_by_name(name)["id"], hparams["epochs"])  # type: ignore[index]
+        self._next += 1
 
     def _report(self, store: RunStore) -> None:
         """Report each new epoch of the live trials; ask a trial the pruner gives up on
@@ -304,11 +312,11 @@ class TuneDriver:
             state = trial_state(row)
             if state == "COMPLETE":
                 self._tell(live.trial, row["best_metric"])
-                if self.study.best_trial.number == live.trial.number:
+                if self.study.best_trial.number == live.trial.number:  # Optuna's numbers
                     value = row["best_metric"]
                     self.say(
                         name,
-                        f"note: trial {live.trial.number} is the best so far: {self.spec.monitor} {value:.4f}",
+                        f"note: trial {live.number} is the best so far: {self.spec.monitor} {value:.4f}",
                     )
             else:
                 self._tell(live.trial, state=getattr(optuna.trial.TrialState, state))
