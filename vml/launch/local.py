@@ -23,7 +23,7 @@ from vml.config import ProjectConfig
 from vml.launch import Feeder, warm
 from vml.launch.process import Placement, spawn_worker, worker_env
 from vml.launch.warm import WarmStarter, WarmWorker
-from vml.liveness import process_identity
+from vml.liveness import HEARTBEAT_SECONDS, process_identity
 from vml.store import RunStore
 from vml.store.runs import utcnow
 from vml.views import ending
@@ -62,6 +62,7 @@ class LocalScheduler:
         """Start and follow the runs until none is queued or running; ``ended``."""
         with RunStore(self.project.db_path) as store:
             store.update_sweep(self.sweep, **process_identity(os.getpid()), heartbeat=utcnow())
+            beat = time.monotonic()
             while True:
                 self._reap(store)
                 # Slots by index: two CPU slots (or two runs sharing a GPU) look alike.
@@ -75,7 +76,9 @@ class LocalScheduler:
                     env = worker_env(slot, self.placement.cpus_per_run)
                     self._running[name] = (self._start(name, env), index)
                     self.say(name, "started" + (f" on GPU {','.join(slot)}" if slot else ""))
-                store.update_sweep(self.sweep, heartbeat=utcnow())
+                if time.monotonic() - beat >= HEARTBEAT_SECONDS:  # not every 50 ms turn of a study
+                    beat = time.monotonic()
+                    store.update_sweep(self.sweep, heartbeat=utcnow())
                 if not self._running and not store.sweep_names(self.sweep, "queued") and self._exhausted():
                     break
                 self._wait()

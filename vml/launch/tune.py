@@ -156,7 +156,10 @@ def make_pruner(spec: StudySpec):
     import optuna
 
     if spec.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=max(1, min(5, spec.trials // 5)))
+        # Prune once a tenth of the study finished (Optuna's 5 at 50 trials and more):
+        # with 5 of 27, a study trained 37-48% of a 27-point grid's epochs, with 2,
+        # 21-27% for the same best value on the synthetic task (bench_tune.py).
+        return optuna.pruners.MedianPruner(n_startup_trials=max(1, min(5, spec.trials // 10)))
     if spec.pruner == "asha":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=REDUCTION_FACTOR)
     if spec.pruner == "hyperband":
@@ -290,7 +293,7 @@ class TuneDriver:
         reason = prune_reason(self.spec, self.study, epoch, value)
         row = store.run_by_name(live.name)
         if row is None or row["status"] != "running":
-            return
+            return  # it ended meanwhile: told as it ended
         live.pruning = reason
         store.update_run(live.run_id, prune_reason=reason)
         ask_to_stop(store, row)
@@ -338,6 +341,11 @@ class TuneDriver:
             if store.set_status(row["id"], "pruned", ("cancelled",)):
                 store.add_event(row["id"], "pruned", row["prune_reason"])
             row = store.run_by_name(row["name"]) or row
+        elif row["status"] not in ("cancelled", "pruned") and row.get("prune_reason"):
+            # It ended (finished its last epoch) before the request reached it.
+            store.update_run(row["id"], prune_reason=None)
+            store.add_event(row["id"], "not-pruned", f"ended {row['status']} before the stop: {row['prune_reason']}")
+            row = {**row, "prune_reason": None}
         return row
 
     def finish(self, store: RunStore) -> None:
