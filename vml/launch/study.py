@@ -14,7 +14,7 @@ import logging
 import math
 import statistics
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from vml.config import ProjectConfig, monitor_direction
@@ -49,7 +49,6 @@ class StudySpec:
     timeout: float | None = None  # seconds after which no new trial starts
     seed: int | None = None
     source: str = ""  # the command line or runs file it came from
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def direction(self) -> str:
