@@ -28,10 +28,11 @@ from vml.errors import ConflictError, NotFoundError, UsageError, did_you_mean
 from vml.names import generate_name, validate_name
 from vml.paths import PROJECT_FILE, db_path, run_dir, trainings_dir
 from vml.run import Run, RunFailed
-from vml.store.runs import ACTIVE_STATES, DELETED, ENDED_STATES, RUN_STATES
+from vml.store.runs import ACTIVE_STATES, DELETED, ENDED_STATES, RUN_STATES, TEST_METRICS
 from vml.views import LIST_COLUMNS, check_column, known_columns, public_run, run_value, sort_runs
 
 if TYPE_CHECKING:
+    from vml.evaluate.plots import CurvePlot, MatrixPlot
     from vml.launch import Say
     from vml.launch.study import StudySpec
     from vml.launch.sweep import Planned, Queued
@@ -274,6 +275,7 @@ class Project:
         ``RunResult``. Invalid input raises ``UsageError`` before a run is recorded."""
         hparams = self.resolve(overrides)
         run_name = self.new_run_name(name)
+        self._require_clean([hparams])
         from vml.data.prepare import prepare_data
 
         # Data problems surface here, before the seconds it takes to import torch.
@@ -286,6 +288,12 @@ class Project:
         from vml.train.runner import train_run
 
         return train_run(self.config, run_name, hparams, data, stderr=stderr, name_generated=name is None)
+
+    def _require_clean(self, hparams: list[dict[str, Any]]) -> None:
+        """Refuse runs that ask for a clean git tree (``require_clean``) on a dirty one."""
+        from vml.repro import require_clean
+
+        require_clean(self.root, hparams)
 
     def train(self, name: str | None = None, **hyperparameters: Any) -> Run:
         """Start a run in a background worker process and return at once:
@@ -305,6 +313,7 @@ class Project:
         from vml.launch.process import record_queued, spawn_worker
 
         hparams = self.resolve(overrides)
+        self._require_clean([hparams])
         run_name = record_queued(self.config, self.new_run_name(name), name is None, hparams)
         return Run(self, run_name, spawn_worker(self.root, run_name, processes=gpus))
 
@@ -447,6 +456,7 @@ class Project:
         from vml.store import RunStore
 
         settings = self._queue_settings(parallel, gpus_per_run, cpus_per_run, backend, address, spec.trials)
+        self._require_clean([resolve_hyperparameters(self.config, spec.fixed)])
         study_id = validate_name(name) if name else "st-" + new_sweep_id().removeprefix("sw-")
         with RunStore(self.db_path) as store:
             if store.sweep(study_id) is not None:
@@ -652,16 +662,21 @@ class Project:
         return load_run_project(self.root, name, self.config)
 
     def test(self, ref: str, stderr: TextIO = sys.stderr) -> dict[str, Any]:
-        """Evaluate a run's best checkpoint on its test split again."""
+        """Evaluate a run's best checkpoint on its test split again: its scores and
+        metrics (recorded on an ended run), its ``predictions.npz`` and
+        ``evaluation.json`` written anew (what ``ml plot`` reads)."""
         run = self.find_run(ref)
         data = self._prepare_for(run, stderr, "testing it")
+        from vml.store import RunStore
         from vml.train.inference import load_best, test_split_scores
 
-        model, checkpoint = load_best(self.trainings_dir / run["name"], self.root)
-        return {
-            "instance": run["name"],
-            **test_split_scores(model, checkpoint, data.x("test"), data.y("test")),
-        }
+        folder = self.trainings_dir / run["name"]
+        model, checkpoint = load_best(folder, self.root)
+        scores = test_split_scores(model, checkpoint, data.x("test"), data.y("test"), folder)
+        if run["status"] not in ACTIVE_STATES:  # a live run records its own at its end
+            with RunStore(self.db_path) as store:
+                store.update_run(run["id"], **scores)
+        return {"instance": run["name"], **scores}
 
     def predict(self, ref: str, files: list[Path | str], top: int = 3) -> list[dict[str, Any]]:
         """Top-``top`` labels with probabilities for image files or CSV rows."""
@@ -683,6 +698,157 @@ class Project:
 
         model, checkpoint = load_best(self.trainings_dir / run["name"], self.root)
         return export(model, checkpoint, self.trainings_dir / run["name"], target)
+
+    def plot(
+        self,
+        ref: str,
+        kind: str,
+        *,
+        normalize: bool = False,
+        label: str | None = None,
+        out: Path | str | None = None,
+    ) -> CurvePlot | MatrixPlot:
+        """What ``ml plot KIND RUN`` draws (``confusion-matrix``, ``roc`` or ``pr``),
+        from the run's ``evaluation.json``; with ``out``, also written there as an
+        image (PNG, SVG or PDF by its suffix)."""
+        from vml.evaluate import plots
+
+        plots.check_kind(kind)
+        if out is not None:
+            from vml.evaluate.figures import check_output
+
+            check_output(Path(out))
+        name, evaluation = self._evaluation(ref)
+        if kind == "confusion-matrix":
+            drawn = plots.confusion_matrix(evaluation, name, normalize, label)
+        else:
+            if normalize:
+                raise UsageError(f"--normalize applies to confusion-matrix plots, not {kind}")
+            drawn = plots.curves(evaluation, name, kind, label)
+        if out is not None:
+            from vml.evaluate.figures import write_figure
+
+            write_figure(drawn, Path(out))
+        return drawn
+
+    def compare_plot(
+        self, refs: list[str], kind: str, label: str | None = None, out: Path | str | None = None
+    ) -> CurvePlot:
+        """Several runs' ROC or PR curves in one plot (``ml compare A B --plot roc``):
+        the positive class of binary runs, or ``label`` against the rest."""
+        from vml.evaluate import plots
+
+        if kind not in plots.CURVE_KINDS:
+            raise UsageError(f"--plot {kind}: compare overlays roc or pr curves (e.g. --plot roc)")
+        if len(refs) < 2:
+            raise UsageError("compare needs two or more runs, e.g. ml compare @last brave-otter --plot roc")
+        if out is not None:
+            from vml.evaluate.figures import check_output
+
+            check_output(Path(out))
+        drawn = []
+        for ref in refs:
+            name, evaluation = self._evaluation(ref)
+            plot = plots.curves(evaluation, name, kind, label)
+            if len(plot.curves) > 1:
+                raise UsageError(
+                    f"run {name!r} has {len(plot.curves)} classes: pick the one to compare with --class "
+                    f"(e.g. --class {plot.curves[0].name})"
+                )
+            drawn.append((name, plot))
+        overlaid = plots.overlay(drawn)
+        if out is not None:
+            from vml.evaluate.figures import write_figure
+
+            write_figure(overlaid, Path(out))
+        return overlaid
+
+    def _evaluation(self, ref: str) -> tuple[str, dict[str, Any]]:
+        run = self.find_run(ref)
+        if run["status"] == DELETED:
+            raise NotFoundError(f"run {run['name']!r} was deleted (its folder is gone)")
+        return run["name"], Run(self, run["name"]).evaluation()
+
+    def rerun_plan(self, ref: str) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+        """The run ``ref`` names, and what differs now from its reproducibility record:
+        ``(what, then, now)`` for the commit, uncommitted changes, packages, data
+        fingerprint, device and versions that changed (none: it reruns as it ran)."""
+        from vml.data.prepare import data_fingerprint
+        from vml.repro import current_state, differences
+        from vml.train.runner import resolve_device
+        from vml.train.runtime import runtime_facts
+
+        run, config = self._rerun_source(ref)
+        hparams = run["hyperparameters"]
+        record = Run(self, run["name"]).reproduction()
+        now = current_state(
+            self.root,
+            data_fingerprint(config, hparams["random_seed"], resolve_task(hparams)[0]),
+            runtime_facts(resolve_device(hparams["device"])),
+        )
+        return run, differences(record, now) if record else [("record", "none (a run from before vml kept them)", "-")]
+
+    def _rerun_source(self, ref: str) -> tuple[dict[str, Any], ProjectConfig]:
+        """The ended run ``ref`` names and the project settings it trained with."""
+        run = self.find_run(ref)
+        if run["status"] in ACTIVE_STATES:
+            raise UsageError(f"run {run['name']!r} is {run['status']} (rerun it once it has ended)")
+        if run["status"] == DELETED:
+            raise NotFoundError(f"run {run['name']!r} was deleted (its folder and record of how it ran are gone)")
+        config = self.config_of(run["name"])
+        if run["model"] != config.model.name:
+            raise UsageError(
+                f"run {run['name']!r} trained model {run['model']!r} but {config.file.name} now names "
+                f"{config.model.name!r} (put it back to rerun)"
+            )
+        return run, config
+
+    def rerun(self, ref: str, name: str | None = None, stderr: TextIO = sys.stderr):
+        """Train a new run with run ``ref``'s resolved hyperparameters, seed and data,
+        recorded as its rerun, in this process; returns a ``RunResult``."""
+        from vml.data.prepare import prepare_data
+        from vml.train.runner import train_run
+
+        run, config = self._rerun_source(ref)
+        hparams = run["hyperparameters"]
+        hparams = resolve_hyperparameters(config, {}) | hparams  # a hyperparameter added since: its default
+        run_name = self.new_run_name(name)
+        self._require_clean([hparams])
+        data = prepare_data(
+            config, hparams["random_seed"], say=lambda line: print(line, file=stderr), task=resolve_task(hparams)[0]
+        )
+        return train_run(
+            config, run_name, hparams, data, stderr=stderr, name_generated=name is None, rerun_of=run["name"]
+        )
+
+    def diff(self, a: str, b: str) -> dict[str, Any]:
+        """Two runs side by side (``ml diff A B``): the hyperparameters and metrics that
+        differ, their environments (versions, packages, device, host) and their code:
+        the git diff between their commits and each one's uncommitted changes."""
+        from vml.repro import diff_records, load_patch
+        from vml.views import changed_hyperparameters
+
+        rows = [self.find_run(a), self.find_run(b)]
+        if rows[0]["name"] == rows[1]["name"]:
+            raise UsageError(f"{a} and {b} are the same run {rows[0]['name']!r} (diff two runs)")
+        runs = [public_run(row) for row in rows]
+        names = [run["instance"] for run in runs]
+        records = [Run(self, name).reproduction() for name in names]
+        metrics = [
+            {"metric": key, "values": [run[key] for run in runs]}
+            for key in ("best_metric", *TEST_METRICS)
+            if any(run[key] is not None for run in runs)
+        ]
+        return {
+            "runs": names,
+            "hyperparameters": [
+                {"name": key, "values": [run["hyperparameters"].get(key) for run in runs]}
+                for key in changed_hyperparameters(runs)
+            ],
+            "metrics": metrics,
+            **diff_records(records[0], records[1]),
+            "patches": [load_patch(self.trainings_dir / name) for name in names],
+        }
 
 
 # The data cache (``ml cache``). Entries are kept while a run in one of these states

@@ -17,7 +17,7 @@ import yaml
 
 from vml.errors import UsageError, did_you_mean
 from vml.models import ModelSpec, get_model
-from vml.params import REGRESSION_LOSSES, TRAINING_PARAMS, HyperParam, display_key, normalize_key
+from vml.params import REGRESSION_LOSSES, SWITCHES, TRAINING_PARAMS, HyperParam, display_key, normalize_key
 from vml.paths import CACHE_DIR, PROJECT_FILE, RUN_PROJECT_FILE, db_path, run_dir, trainings_dir
 
 INPUT_TYPES = ("csv", "npz", "labeled-image")
@@ -211,7 +211,8 @@ def load_project(root: Path | str, file: Path | None = None) -> ProjectConfig:
 
 
 def parse_cli_overrides(args: Iterable[str]) -> dict[str, tuple[str, str]]:
-    """``--key=value`` / ``--key value`` pairs -> {canonical key: (flag as typed, value)}."""
+    """``--key=value`` / ``--key value`` pairs -> {canonical key: (flag as typed, value)};
+    a switch (``--require-clean``) alone means ``true``."""
     result: dict[str, tuple[str, str]] = {}
     items = list(args)
     i = 0
@@ -220,8 +221,11 @@ def parse_cli_overrides(args: Iterable[str]) -> dict[str, tuple[str, str]]:
         if not arg.startswith("--") or len(arg) == 2:
             raise UsageError(f"unexpected argument {arg!r} (hyperparameters look like --learning-rate=0.01)")
         flag, eq, value = arg.partition("=")
-        if not eq:
-            if i + 1 >= len(items) or items[i + 1].startswith("--"):
+        bare = not eq and (i + 1 >= len(items) or items[i + 1].startswith("--"))
+        if bare and normalize_key(flag[2:]) in SWITCHES:
+            value = "true"
+        elif not eq:
+            if bare:
                 raise UsageError(f"{flag} needs a value (e.g. {flag}=VALUE)")
             value = items[i + 1]
             i += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import enum
 from collections.abc import Callable, Iterable
 
@@ -57,5 +59,9 @@ def did_you_mean(
     closest of ``known`` (up to ``n``, each written by ``show``), else ``otherwise``."""
     import difflib  # 10 ms: only when there is an error to explain
 
-    close = difflib.get_close_matches(word, sorted(known), n=n, cutoff=0.6)
+    close = difflib.get_close_matches(word, sorted(known), n=n + 4, cutoff=0.6)
+    # Equally close names: the one sharing the longest start wins (test_ac: test_acc, not test_auc).
+    score = {c: difflib.SequenceMatcher(None, word, c).ratio() for c in close}
+    prefix = {c: len(os.path.commonprefix([word, c])) for c in close}
+    close = sorted(close, key=lambda c: (-score[c], -prefix[c]))[:n]
     return f"did you mean {' or '.join(show(c) for c in close)}?" if close else otherwise

@@ -14,11 +14,11 @@ from collections import OrderedDict
 from typing import Any
 
 from vml import api
-from vml.store.runs import ACTIVE_STATES, DELETED
+from vml.store.runs import ACTIVE_STATES, DELETED, TEST_METRICS
 from vml.views import public_run
 
 # What changes on an ended run (ml test, ml resume, a crash found): re-read it then.
-MARK_COLUMNS = "id, status, epoch, step, ended_at, test_acc, test_loss, best_metric, error"
+MARK_COLUMNS = f"id, status, epoch, step, ended_at, {', '.join(TEST_METRICS)}, best_metric, error"
 HISTORY_CACHE_RUNS = 64
 
 

@@ -194,6 +194,9 @@ TRAINING_PARAMS: tuple[HyperParam, ...] = (
     HyperParam("log_every", int, 10, "Print a step line every N steps (off a terminal).", minimum=1),
     HyperParam("random_seed", int, 42, "Seed for splits, weights and shuffling.", minimum=0),
     HyperParam(
+        "require_clean", bool, False, "Refuse to start unless the git tree is clean (all code committed)."
+    ),
+    HyperParam(
         "device",
         str,
         "auto",
@@ -202,3 +205,5 @@ TRAINING_PARAMS: tuple[HyperParam, ...] = (
         pattern_text="auto, cpu, cuda, cuda:N, gpu, gpu:N",
     ),
 )
+# Switches: given bare on the command line (``--require-clean``), they mean true.
+SWITCHES = frozenset(p.name for p in TRAINING_PARAMS if p.type is bool)

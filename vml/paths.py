@@ -12,6 +12,10 @@
           config.yaml         CONFIG_FILE
           best.pt last.pt     BEST, LAST
           log.txt             LOG_FILE
+          predictions.npz     PREDICTIONS: the test split's targets and scores
+          evaluation.json     EVALUATION: the metrics and curves computed from them
+          repro.json          REPRO_FILE: how the run came to be (commit, versions, ...)
+          repro.patch         REPRO_PATCH: the uncommitted changes to tracked files
           worker.txt          WORKER_OUTPUT: what a worker process printed
           vergeml.yaml        RUN_PROJECT_FILE: a runs-file entry's own settings
 """
@@ -29,6 +33,10 @@ CONFIG_FILE = "config.yaml"
 BEST = "best.pt"
 LAST = "last.pt"
 LOG_FILE = "log.txt"
+PREDICTIONS = "predictions.npz"
+EVALUATION = "evaluation.json"
+REPRO_FILE = "repro.json"
+REPRO_PATCH = "repro.patch"
 WORKER_OUTPUT = "worker.txt"
 RUN_PROJECT_FILE = PROJECT_FILE
 

@@ -73,6 +73,27 @@ class Run:
             points = store.metrics(row["id"], key)
         return [{k: p[k] for k in ("key", "epoch", "step", "value", "time")} for p in points]
 
+    def evaluation(self) -> dict[str, Any]:
+        """Its test split's evaluation (``evaluation.json``): ``metrics``, and for a
+        classification the per-class ``classes``, the ``confusion_matrix`` and the ROC
+        and PR ``curves``. ``UsageError`` when it has none (``ml test`` makes it)."""
+        from vml.evaluate.report import load_evaluation
+
+        return load_evaluation(self.folder)
+
+    def reproduction(self) -> dict[str, Any] | None:
+        """Its reproducibility record (``repro.json``: commit, patch, versions,
+        packages, command, seed, data fingerprint), or None for a run from before vml
+        kept them."""
+        from vml.repro import load_record
+
+        return load_record(self.folder)
+
+    @property
+    def folder(self) -> Path:
+        """Where its files are: ``trainings/NAME``."""
+        return run_dir(self.project.root, self.name)
+
     def logs(self) -> str:
         """The run's log.txt so far."""
         return self.log_since(0, partial=True)[0]

@@ -15,7 +15,7 @@ from typing import Any
 from vml.errors import UsageError, did_you_mean
 from vml.params import normalize_key
 from vml.paths import BEST, LOG_FILE
-from vml.store.runs import EPOCH_METRICS
+from vml.store.runs import EPOCH_METRICS, TEST_METRICS
 
 LIST_COLUMNS = ("instance", "model", "status", "training_start", "epoch", "batch", "test_acc", "test_loss")
 PUBLIC_KEYS = (
@@ -28,8 +28,7 @@ PUBLIC_KEYS = (
     "epochs",
     "batch",
     "batches",
-    "test_acc",
-    "test_loss",
+    *TEST_METRICS,
     "monitor",
     "best_metric",
     "best_epoch",
@@ -38,9 +37,10 @@ PUBLIC_KEYS = (
     "sweep",
     "trial",
     "prune_reason",
+    "rerun_of",
     "hyperparameters",
 )
-COMPARED_RESULTS = ("model", "status", "epoch", "best_epoch", "best_metric", "test_acc", "test_loss")
+COMPARED_RESULTS = ("model", "status", "epoch", "best_epoch", "best_metric", *TEST_METRICS)
 
 
 def public_run(row: dict[str, Any], status: str | None = None) -> dict[str, Any]:
@@ -56,8 +56,7 @@ def public_run(row: dict[str, Any], status: str | None = None) -> dict[str, Any]
         "epochs": row["epochs"],
         "batch": row["step"],
         "batches": row["steps"],
-        "test_acc": row["test_acc"],
-        "test_loss": row["test_loss"],
+        **{key: row.get(key) for key in TEST_METRICS},
         "monitor": row["monitor"],
         "best_metric": row["best_metric"],
         "best_epoch": row["best_epoch"],
@@ -66,6 +65,7 @@ def public_run(row: dict[str, Any], status: str | None = None) -> dict[str, Any]
         "sweep": row.get("sweep"),
         "trial": row.get("trial"),
         "prune_reason": row.get("prune_reason"),
+        "rerun_of": row.get("rerun_of"),
         "hyperparameters": row["hyperparameters"],
     }
 
@@ -76,6 +76,7 @@ def show_run(row: dict[str, Any], folder: Path) -> dict[str, Any]:
     best = folder / BEST
     return {
         **public_run(row),
+        "command": row.get("command"),
         "pid": row["pid"],
         "host": row["host"],
         "heartbeat": row["heartbeat"],
@@ -100,6 +101,8 @@ def ending(row: dict[str, Any]) -> str:
     """How a run ended, in a few words: ``finished, test_acc 0.9722``, ``crashed: why``."""
     if row["status"] == "finished" and row["test_acc"] is not None:
         return f"finished, test_acc {row['test_acc']:.4f}"
+    if row["status"] == "finished" and row.get("test_rmse") is not None:
+        return f"finished, test_rmse {row['test_rmse']:.4f}"
     if row["status"] == "pruned" and row.get("prune_reason"):
         return str(row["prune_reason"])
     error = str(row["error"] or "").removeprefix(f"{row['status']}: ")
@@ -168,6 +171,8 @@ def compare_rows(
     epoch metrics (``finals``, one mapping per run), then every hyperparameter, those
     that differ first."""
     rows = [(key, [run[key] for run in runs]) for key in COMPARED_RESULTS]
+    # A classification has no test_mae, a regression no test_f1: rows nobody has go.
+    rows = [(key, values) for key, values in rows if key not in TEST_METRICS or _any(values)]
     rows += [(f"final {key}", [final.get(key) for final in finals]) for key in EPOCH_METRICS if finals]
     params = sorted({key for run in runs for key in run["hyperparameters"]})
     hyper = [(key, [run["hyperparameters"].get(key) for run in runs]) for key in params]
@@ -190,12 +195,16 @@ def changed_hyperparameters(runs: list[dict[str, Any]]) -> list[str]:
     return [k for k in keys if _differs([run["hyperparameters"].get(k) for run in runs])]
 
 
+def _any(values: list[Any]) -> bool:
+    return any(value is not None for value in values)
+
+
 def _differs(values: list[Any]) -> bool:
     return len({repr(v) for v in values}) > 1
 
 
 # How cells read in a table: ``ml list`` and the dashboard show the same text.
-METRIC_COLUMNS = ("test_acc", "test_loss", "best_metric")
+METRIC_COLUMNS = (*TEST_METRICS, "best_metric")
 
 
 def local_time(stamp: str) -> str:

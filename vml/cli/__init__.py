@@ -18,7 +18,9 @@ from vml.cli import (
     lifecycle,
     list_runs,
     new,
+    plot,
     preprocess,
+    reproduce,
     runs,
     show,
     sweep,
@@ -77,6 +79,7 @@ app.command(
 app.command("list")(list_runs.list_runs)
 app.command("show")(show.show)
 app.command("compare")(compare.compare_runs)
+app.command("diff")(reproduce.diff)
 app.command("logs")(show.logs)
 app.command("wait")(lifecycle.wait)
 app.command("cancel")(lifecycle.cancel)
@@ -86,6 +89,8 @@ app.command("dashboard")(dashboard.dashboard)
 app.command("preprocess")(preprocess.preprocess)
 app.command("resume")(runs.resume)
 app.command("test")(runs.test)
+app.command("plot")(plot.plot)
+app.command("rerun")(reproduce.rerun)
 app.command("predict")(runs.predict)
 app.command("export")(runs.export)
 app.command("help")(help_cmd.help_topic)
@@ -99,6 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     if "--debug" in argv:  # accepted anywhere, also after the command
         argv.remove("--debug")
         _debug = True
+    if argv and argv[0] in plot.ALIASES:  # VergeML's ml plot:roc RUN
+        argv = ["plot", plot.ALIASES[argv[0]], *argv[1:]]
     try:
         app(args=argv, prog_name="ml")
     except VmlError as exc:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from vml import api
+from vml.cli import plot as cli_plot
 from vml.cli import render
 from vml.cli.options import COMPARED_RUNS, TABLE_JSON, check_format, format_option
 from vml.views import compared_text
@@ -14,9 +17,15 @@ def compare_runs(
     runs: list[str] = COMPARED_RUNS,
     fmt: str = format_option(TABLE_JSON),
     show_all: bool = typer.Option(False, "--all", "-a", help="Also the hyperparameters that are the same."),
+    plot: str | None = typer.Option(None, "--plot", help="Overlay the runs' roc or pr curves instead."),
+    label: str | None = cli_plot.LABEL,
+    out: Path | None = cli_plot.OUT,
 ) -> None:
     """Compare runs side by side: results, final metrics and the hyperparameters that differ."""
     check_format(fmt, TABLE_JSON)
+    if plot is not None:
+        cli_plot.show(api.Project().compare_plot(runs, plot, label, out), out)
+        return
     shown, rows = api.Project().compare(runs)
     names = [run["instance"] for run in shown]
     hyper = set(shown[0]["hyperparameters"]).union(*(run["hyperparameters"] for run in shown))

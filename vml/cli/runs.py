@@ -26,8 +26,8 @@ def test(run: str = RUN, fmt: str = format_option(TABLE_JSON)) -> None:
     if fmt == "json":
         render.print_json(scores)
         return
-    acc = f"test_acc {scores['test_acc']:.4f}, " if scores["test_acc"] is not None else ""
-    print(f"{scores['instance']}: {acc}test_loss {scores['test_loss']:.4f}")
+    shown = ", ".join(f"{key} {value:.4f}" for key, value in scores.items() if isinstance(value, float))
+    print(f"{scores['instance']}: {shown}")
 
 
 def predict(

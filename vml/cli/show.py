@@ -11,7 +11,10 @@ import typer
 from vml import api
 from vml.cli import render
 from vml.cli.options import RUN, TABLE_JSON, check_format, format_option
-from vml.errors import NotFoundError
+from vml.errors import NotFoundError, UsageError
+from vml.evaluate.report import CLASS_COLUMNS, class_rows, summary
+from vml.paths import REPRO_FILE
+from vml.repro import record_fields
 from vml.views import EPOCH_METRICS, epoch_table
 
 FOLLOW_POLL_SECONDS = 0.5
@@ -20,9 +23,15 @@ FOLLOW_POLL_SECONDS = 0.5
 def show(run: str = RUN, fmt: str = format_option(TABLE_JSON)) -> None:
     """Show everything recorded about one run: status, process, hyperparameters, results."""
     check_format(fmt, TABLE_JSON)
-    info = api.Project().run(run).info()
+    handle = api.Project().run(run)
+    info = handle.info()
+    record = handle.reproduction()
+    try:
+        evaluation = summary(handle.evaluation())
+    except UsageError:  # not evaluated (yet)
+        evaluation = None
     if fmt == "json":
-        render.print_json(info)
+        render.print_json({**info, "evaluation": evaluation, "reproducibility": record})
         return
     rows = [[key, _text(value)] for key, value in info.items() if key != "hyperparameters"]
     rows += [[f"  {key}", _text(value)] for key, value in sorted(info["hyperparameters"].items())]
@@ -32,7 +41,13 @@ def show(run: str = RUN, fmt: str = format_option(TABLE_JSON)) -> None:
         else len(rows)
     )
     rows.insert(index, ["hyperparameters", ""])
+    if record is not None:
+        rows += [["reproducibility", f"{handle.name}/{REPRO_FILE}"]]
+        rows += [[f"  {field}", text] for field, text in record_fields(record)]
     render.print_table(["field", "value"], rows)
+    if evaluation and evaluation.get("classes"):
+        print(f"\nevaluation: {evaluation['samples']} test samples")
+        render.print_table(CLASS_COLUMNS, class_rows(evaluation))
 
 
 def _text(value: Any) -> str:

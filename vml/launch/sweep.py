@@ -20,6 +20,7 @@ from typing import Any
 from vml.config import ProjectConfig, resolve_hyperparameters
 from vml.errors import NotFoundError, UsageError
 from vml.launch.process import record_queued, taken_names
+from vml.repro import require_clean
 from vml.launch.stop import cancel_run
 from vml.names import generate_name, validate_name
 from vml.params import HyperParam
@@ -188,6 +189,7 @@ def queue(
             todo.append((run, config, hparams))
     if not todo:
         return Queued(None, [], skipped, {}, settings.get("parallel", 1), settings.get("cpus_per_run", 1))
+    require_clean(project.root, [hparams for _, _, hparams in todo])
     sweep = new_sweep_id()
     queued, flags = [], {}
     with RunStore(project.db_path) as store:

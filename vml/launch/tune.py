@@ -267,6 +267,7 @@ class TuneDriver:
             hparams,
             sweep=self.study_id,
             trial=self._next,
+            command=self.spec.source or None,  # not the detached driver's own command line
         )
         trial.set_user_attr("run", name)
         self.say(name, f"note: trial {self._next}: {describe(overrides)}")

@@ -110,6 +110,17 @@ def m005_studies(db: Database) -> None:
     db["runs"].add_column("prune_reason", str)
 
 
+@migrations()
+def m006_evaluation_and_reproduction(db: Database) -> None:
+    # The test split's metrics beyond accuracy (vml.evaluate), the command line that
+    # recorded the run (its reproducibility record quotes it) and, for ml rerun, the
+    # run it repeats.
+    for column in ("test_f1", "test_auc", "test_ap", "test_mae", "test_rmse", "test_r2"):
+        db["runs"].add_column(column, float)
+    db["runs"].add_column("command", str)
+    db["runs"].add_column("rerun_of", str)
+
+
 def migrate(connection) -> int:
     """Apply the pending migrations on ``connection``; the schema version reached."""
     db = Database(connection)

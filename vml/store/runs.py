@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from vml.errors import ConflictError, UsageError
+from vml.invocation import command_line
 from vml.names import generate_name
 from vml.store.schema import open_database
 
@@ -20,6 +21,9 @@ ACTIVE_STATES = ("queued", "running")
 ENDED_STATES = ("finished", "pruned", "failed", "cancelled", "killed", "crashed")
 DELETED = "deleted"
 RUN_STATES = (*ACTIVE_STATES, *ENDED_STATES, DELETED)
+# The test split's scores on a run's row: the loss and accuracy, then the metrics of
+# vml.evaluate (classification: macro F1, ROC AUC, average precision; regression).
+TEST_METRICS = ("test_acc", "test_loss", "test_f1", "test_auc", "test_ap", "test_mae", "test_rmse", "test_r2")
 # What every epoch records (each step adds step_loss and lr).
 EPOCH_METRICS = ("loss", "acc", "val_loss", "val_acc")
 METRIC_INSERT = "insert into metrics (run_id, key, epoch, step, value, time) values (?, ?, ?, ?, ?, ?)"
@@ -81,7 +85,9 @@ class RunStore:
     ) -> tuple[int, str]:
         """Record a new run and make its folder beside the store: ``(id, name)``. A
         generated name that another process took meanwhile is replaced; a chosen one
-        raises ``UsageError``, an existing folder ``ConflictError``."""
+        raises ``UsageError``, an existing folder ``ConflictError``. ``command`` (the
+        command line that recorded it) defaults to this process's."""
+        fields.setdefault("command", command_line())
         while True:
             try:
                 run_id = self.create_run(name, model, hyperparameters, **fields)

@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 BUSY_TIMEOUT_MS = 30_000
-SCHEMA_VERSION = 5  # the number of migrations in vml.store.migrations
+SCHEMA_VERSION = 6  # the number of migrations in vml.store.migrations
 
 
 def open_database(path: Path) -> sqlite3.Connection:

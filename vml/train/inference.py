@@ -21,7 +21,8 @@ from vml.models import get_model
 from vml.paths import BEST, CONFIG_FILE
 from vml.preprocess import OPS, ScalerOp, apply_image_ops
 from vml.train.checkpoint import load_checkpoint
-from vml.train.loop import Tensors, evaluate, loss_function
+from vml.train.evaluation import keep_evaluation, predict_split
+from vml.train.loop import Tensors, loss_function
 
 IMAGE_SUFFIXES = {pattern.rsplit(".", 1)[1].lower() for pattern in IMAGE_PATTERNS}
 
@@ -45,13 +46,14 @@ def load_best(folder: Path, root: Path) -> tuple[torch.nn.Module, dict[str, Any]
 
 
 def test_split_scores(
-    model: torch.nn.Module, checkpoint: dict[str, Any], x: np.ndarray, y: np.ndarray
+    model: torch.nn.Module, checkpoint: dict[str, Any], x: np.ndarray, y: np.ndarray, folder: Path
 ) -> dict[str, Any]:
-    """test_loss (and test_acc for a classification) on prepared arrays."""
-    classification = checkpoint["task"] == "classification"
+    """The run columns of the test split's scores (``test_loss``, ``test_acc``,
+    ``test_f1`` ...), with the predictions and evaluation kept in ``folder`` again."""
     split = Tensors(torch.from_numpy(np.array(x)), torch.from_numpy(np.array(y)))
-    loss, acc = evaluate(model, split, loss_function(checkpoint["hyperparameters"]["loss"]), classification)
-    return {"test_acc": acc, "test_loss": loss}
+    loss_fn = loss_function(checkpoint["hyperparameters"]["loss"])
+    scores, predictions = predict_split(model, split, loss_fn, checkpoint["classes"])
+    return scores | keep_evaluation(folder, predictions)
 
 
 def read_inputs(files: list[Path], checkpoint: dict[str, Any]) -> tuple[np.ndarray, list[str]]:

@@ -19,8 +19,10 @@ from vml.atomic import write_text_atomic
 from vml.config import ProjectConfig, Split, resolve_task
 from vml.data.prepare import PreparedData, prepare_data
 from vml.errors import ConflictError, UsageError, VmlError
+from vml.invocation import command_line
 from vml.liveness import Heartbeat, process_identity
 from vml.params import display_key
+from vml.repro import write_record
 from vml.paths import BEST, CONFIG_FILE, LAST, LOG_FILE
 from vml.store import RunRecords, RunStore
 from vml.store.runs import utcnow
@@ -34,9 +36,11 @@ from vml.train.checkpoint import (
 )
 from vml.train.distributed import local_device, world
 from vml.train.early_stopping import EarlyStopping
-from vml.train.loop import Tensors, Trainer, build_optimizer, evaluate, loss_function
+from vml.train.evaluation import keep_evaluation, predict_split, preload_metrics
+from vml.train.loop import Tensors, Trainer, build_optimizer, loss_function
 from vml.train.progress import LogLines, ProgressBar
 from vml.train.recorder import StoreRecorder
+from vml.train.runtime import runtime_facts
 from vml.train.schedule import StepSchedule, build_schedule
 
 
@@ -82,10 +86,12 @@ def train_run(
     data: PreparedData,
     stderr: TextIO = sys.stderr,
     name_generated: bool = False,
+    rerun_of: str | None = None,
 ) -> RunResult:
-    """Train and record run ``name`` on prepared ``data`` in this process. Bad input
-    raises before anything is recorded; once recorded, the run always ends with a final
-    status. A generated name that another process took meanwhile is replaced."""
+    """Train and record run ``name`` on prepared ``data`` in this process (``rerun_of``:
+    the run it repeats). Bad input raises before anything is recorded; once recorded,
+    the run always ends with a final status. A generated name that another process
+    took meanwhile is replaced."""
     device = resolve_device(hparams["device"])
     task, monitor = resolve_task(hparams)
     # Built before anything is recorded, so a model that rejects the data (cnn on a
@@ -93,10 +99,16 @@ def train_run(
     model = _build_model(project, hparams, data, task, device)
     with RunStore(project.db_path) as store:
         run_id, name = store.create_run_with_folder(
-            name, name_generated, project.model.name, hparams, **_run_fields(hparams, data, monitor)
+            name,
+            name_generated,
+            project.model.name,
+            hparams,
+            rerun_of=rerun_of,
+            **_run_fields(hparams, data, monitor),
         )
         folder = project.trainings_dir / name
         _write_config(folder, project, name, hparams, data)
+        _write_repro(folder, project, name, hparams, data, device, command_line())
         run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id)
         return _execute(run, stderr, resume=None)
 
@@ -144,6 +156,7 @@ def _start_queued(
             return RunResult(name, "failed", monitor=row["monitor"] or "val_acc", error=error)
         store.update_run(run_id, **_run_fields(hparams, data, monitor))
         _write_config(folder, project, name, hparams, data)
+        _write_repro(folder, project, name, hparams, data, device, row.get("command"))
         run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id)
         return _execute(run, stderr, resume=None, heartbeat=False)
 
@@ -356,6 +369,7 @@ def _train(
         notify(message)
     if resume is not None:
         restore(trainer, scheduler, resume)
+    preload_metrics()
     trainer.fit()
     if trainer.stop_reason == "failed":
         store.set_status(
@@ -388,11 +402,18 @@ def _train(
             name, "cancelled", best_metric=best.best, best_epoch=best.best_epoch, monitor=best.monitor
         )
     model.load_state_dict(load_checkpoint(folder / BEST)["model"])
-    test_loss, test_acc = evaluate(model, splits["test"], loss_fn, classification)
-    store.set_status(
-        run_id, "finished", ("running",), ended_at=utcnow(), test_acc=test_acc, test_loss=test_loss
+    scores, predictions = predict_split(model, splits["test"], loss_fn, data.classes)
+    try:
+        scores |= keep_evaluation(folder, predictions)
+    except Exception as exc:  # the trained model is kept whatever the metrics or the disk say
+        message = f"evaluation failed: {type(exc).__name__}: {exc} (ml test {name} tries again)"
+        store.add_event(run_id, "evaluation-failed", message)
+        log_line(message)
+        notify(message)
+    store.set_status(run_id, "finished", ("running",), ended_at=utcnow(), **scores)
+    return RunResult(
+        name, "finished", scores["test_acc"], scores["test_loss"], best.best, best.best_epoch, best.monitor
     )
-    return RunResult(name, "finished", test_acc, test_loss, best.best, best.best_epoch, best.monitor)
 
 
 def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -447,6 +468,26 @@ def _write_config(
         "classes": list(data.classes),
     }
     write_text_atomic(folder / CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False))
+
+
+def _write_repro(
+    folder: Path,
+    project: ProjectConfig,
+    name: str,
+    hparams: dict[str, Any],
+    data: PreparedData,
+    device: torch.device,
+    command: str | None,
+) -> None:
+    """The run's reproducibility record (``vml.repro``), written as it starts."""
+    run = {
+        "run": name,
+        "recorded_at": utcnow(),
+        "command": command,
+        "seeds": {"random_seed": hparams["random_seed"]},
+        "data_fingerprint": data.fingerprint,
+    }
+    write_record(folder, project.root, run, runtime_facts(device))
 
 
 def _split_value(split: Split, root: Path) -> str | int:

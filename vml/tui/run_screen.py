@@ -16,7 +16,8 @@ from vml import api
 from vml.errors import VmlError
 from vml.live import MetricHistories, metric_names
 from vml.tui.charts import Chart, chart_groups, epoch_series, latest_epoch_series, per_step_keys
-from vml.views import EPOCH_METRICS, duration, epoch_table, eta_seconds, local_time, percent_done
+from vml.tui.evaluation import EvaluationView
+from vml.views import EPOCH_METRICS, TEST_METRICS, duration, epoch_table, eta_seconds, local_time, percent_done
 
 REFRESH_SECONDS = 1.0
 LOG_TAIL_LINES = 200
@@ -46,7 +47,7 @@ def record_text(info: dict[str, Any], root: Path) -> str:
         f"epoch: {info['epoch'] or 0}/{value('epochs')}  batch: {info['batch'] or 0}/{value('batches')}",
         f"best: epoch {value('best_epoch')}, {info['monitor'] or 'val'} {value('best_metric')}",
         f"checkpoint: {value('checkpoint')}",
-        f"test_acc: {value('test_acc')}  test_loss: {value('test_loss')}",
+        *_test_lines(info),
         f"started: {value('training_start')}",
         f"ended: {value('training_end')}",
     ]
@@ -58,6 +59,14 @@ def record_text(info: dict[str, Any], root: Path) -> str:
     lines += ["", "hyperparameters:"]
     lines += [f"  {key}: {v}" for key, v in sorted(info["hyperparameters"].items())]
     return "\n".join(lines)
+
+
+def _test_lines(info: dict[str, Any]) -> list[str]:
+    """The test split's scores, two to a line: those of a classification or of a
+    regression, whichever the run has."""
+    shown = [key for key in TEST_METRICS if info.get(key) is not None] or ["test_acc", "test_loss"]
+    cells = [f"{key}: {info[key]:.4f}" if info.get(key) is not None else f"{key}: -" for key in shown]
+    return ["  ".join(cells[i : i + 2]) for i in range(0, len(cells), 2)]
 
 
 def resource_lines(usage: dict[str, Any]) -> list[str]:
@@ -120,6 +129,8 @@ class RunScreen(Screen):
                         for key in EPOCH_METRICS:
                             table.add_column(key, key=key)
                         yield table
+                    with TabPane("Evaluation", id="evaluation-tab"):
+                        yield EvaluationView(id="evaluation")
                 yield RichLog(id="log", max_lines=LOG_TAIL_LINES, wrap=False, auto_scroll=True)
         yield Footer()
 
@@ -138,22 +149,31 @@ class RunScreen(Screen):
             self.app.call_from_thread(self._gone)
             return
         points = self.histories.points(info)
+        evaluation = None
+        if info["status"] not in api.ACTIVE_STATES:
+            try:
+                evaluation = handle.evaluation()
+            except VmlError:  # not evaluated: the tab says how to get it
+                pass
         log, self._log_offset = handle.log_since(
             self._log_offset, partial=info["status"] not in api.ACTIVE_STATES, limit=LOG_TAIL_BYTES
         )
-        self.app.call_from_thread(self._show, info, points, log)
+        self.app.call_from_thread(self._show, info, points, log, evaluation)
 
     def _gone(self) -> None:
         if self.is_current:
             self.notify(f"{self.run_name} was deleted", severity="warning")
             self.dismiss()
 
-    def _show(self, info: dict[str, Any], points: list[dict[str, Any]], log: str) -> None:
+    def _show(
+        self, info: dict[str, Any], points: list[dict[str, Any]], log: str, evaluation: dict[str, Any] | None
+    ) -> None:
         self.info = info
         self.sub_title = f"{self.run_name} ({info['status']})"
         self.query_one("#record", Static).update(record_text(info, self.project.root))
         self._show_charts(points)
         self._show_epochs(points)
+        self.query_one(EvaluationView).show(self.run_name, info["status"], evaluation)
         widget = self.query_one("#log", RichLog)
         for line in log.splitlines():
             widget.write(line)
