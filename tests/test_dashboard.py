@@ -581,3 +581,48 @@ def test_x_on_the_study_screen_stops_the_whole_study(project: Path, detached_stu
         assert len(api.Project(project).records()) == stopped  # no new trial after the stop
 
     asyncio.run(scenario())
+
+
+def test_the_evaluation_tab_shows_the_report_the_matrix_and_the_curves(project: Path) -> None:
+    train_here(project, "--epochs=1", name="evaluated")
+    evaluation = api.Project(project).run("evaluated").evaluation()
+
+    async def scenario() -> None:
+        from textual.widgets import TabbedContent
+
+        from vml.tui.charts import Plot
+
+        app = Dashboard(api.Project(project))
+        async with app.run_test(size=(140, 60)) as pilot:
+            screen = await open_run(pilot, app, "evaluated")
+            screen.query_one(TabbedContent).active = "evaluation-tab"
+            classes = screen.query_one("#classes", DataTable)
+            matrix = screen.query_one("#matrix", DataTable)
+            await until(pilot, lambda: classes.row_count == 10 and matrix.row_count == 10, "the report")
+            summary = str(screen.query_one("#evaluation-summary", Static).render())
+            assert f"test_f1: {evaluation['metrics']['test_f1']:.4f}" in summary
+            counts = [[int(str(c)) for c in matrix.get_row_at(i)[1:]] for i in range(10)]
+            assert counts == evaluation["confusion_matrix"]
+            roc = screen.query_one("#roc-chart", Plot)
+            assert roc.heading == "ROC of evaluated" and len(roc.lines) == 10
+            await pilot.press("n")
+            await until(pilot, lambda: "." in str(matrix.get_row_at(0)[1]), "the normalized matrix")
+            shares = [float(str(c)) for c in matrix.get_row_at(0)[1:]]
+            assert sum(shares) == pytest.approx(1.0, abs=0.02)
+
+    asyncio.run(scenario())
+
+
+def test_the_evaluation_tab_of_a_run_without_one_says_how_to_make_it(project: Path) -> None:
+    train_here(project, "--epochs=1", name="bare")
+    (project / "trainings" / "bare" / "evaluation.json").unlink()
+
+    async def scenario() -> None:
+        app = Dashboard(api.Project(project))
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_run(pilot, app, "bare")
+            summary = screen.query_one("#evaluation-summary", Static)
+            await until(pilot, lambda: "ml test bare" in str(summary.render()), "the hint")
+            assert not screen.query_one("#matrix", DataTable).display
+
+    asyncio.run(scenario())

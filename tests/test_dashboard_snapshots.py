@@ -244,3 +244,36 @@ def test_the_study_screen(fixed_study: Path, snap_compare) -> None:
 
     app = Dashboard(api.Project(fixed_study))
     assert snap_compare(app, terminal_size=(120, 36), run_before=open_the_study)
+
+
+def test_the_evaluation_tab(fixed_project: Path, snap_compare) -> None:
+    import numpy as np
+
+    from vml.evaluate.metrics import evaluate
+    from vml.evaluate.predictions import Predictions
+    from vml.evaluate.report import save_evaluation
+    from vml.tui.run_screen import RunScreen
+
+    rng = np.random.default_rng(3)
+    truth = np.repeat([0, 1, 2], 20)
+    logits = rng.normal(size=(60, 3))
+    logits[np.arange(60), truth] += 1.5
+    scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    save_evaluation(
+        fixed_project / "trainings" / "calm-heron",
+        evaluate(Predictions(truth, scores, ("cat", "dog", "fox"))),
+    )
+
+    def loaded(app: Dashboard) -> bool:
+        return isinstance(app.screen, RunScreen) and app.screen.query_one("#classes").row_count == 3
+
+    async def open_and_normalize(pilot) -> None:
+        await waits_for(loaded, "down", "enter")(pilot)
+        await pilot.press("n")
+        end = time.monotonic() + DEADLINE
+        while "." not in str(pilot.app.screen.query_one("#matrix").get_row_at(0)[1]):
+            assert time.monotonic() < end, "timed out waiting for the normalized matrix"
+            await pilot.pause()
+
+    app = Dashboard(api.Project(fixed_project))
+    assert snap_compare(app, terminal_size=(120, 50), run_before=open_and_normalize)

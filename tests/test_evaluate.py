@@ -49,12 +49,17 @@ def binary_project(root: Path) -> Path:
     header, x, y = digits(per_class=30)
     (root / "data").mkdir(parents=True)
     lines = [",".join([*header, "big"])]
-    lines += [",".join([*map(str, row), "yes" if label >= 5 else "no"]) for row, label in zip(x, y, strict=True)]
+    lines += [
+        ",".join([*map(str, row), "yes" if label >= 5 else "no"]) for row, label in zip(x, y, strict=True)
+    ]
     (root / "data" / "big.csv").write_text("\n".join(lines) + "\n")
     spec = {
         "model": "mlp",
         "test-split": "20%",
-        "data": {"input": {"type": "csv", "file": "big.csv", "target": "big"}, "preprocess": [{"op": "standardize"}]},
+        "data": {
+            "input": {"type": "csv", "file": "big.csv", "target": "big"},
+            "preprocess": [{"op": "standardize"}],
+        },
         "train": {"epochs": 2},
     }
     (root / "vergeml.yaml").write_text(yaml.safe_dump(spec))
@@ -97,7 +102,9 @@ def test_the_metric_columns_sort_filter_and_compare(binary: Path, ml) -> None:
     train(binary, "lower-rate", "--learning-rate=0.0001")
     runs = {r["instance"]: r for r in api.Project(binary).list_runs()}
     best = max(runs, key=lambda name: runs[name]["test_f1"])
-    listed = ml("list", "--sort=-test_f1", "--columns", "instance,test_f1,test_auc", "--format", "csv", cwd=binary)
+    listed = ml(
+        "list", "--sort=-test_f1", "--columns", "instance,test_f1,test_auc", "--format", "csv", cwd=binary
+    )
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.splitlines()[1].startswith(best)
     cut = (runs["yes-no"]["test_auc"] + runs["lower-rate"]["test_auc"]) / 2
@@ -120,7 +127,9 @@ def test_a_multiclass_run_averages_one_vs_rest(project: Path) -> None:
     y, scores = kept["y_true"], kept["scores"]
     assert scores.shape[1] == 10
     assert run["test_auc"] == pytest.approx(roc_auc_score(y, scores, multi_class="ovr"))
-    assert run["test_ap"] == pytest.approx(average_precision_score(label_binarize(y, classes=range(10)), scores))
+    assert run["test_ap"] == pytest.approx(
+        average_precision_score(label_binarize(y, classes=range(10)), scores)
+    )
     assert run["test_f1"] == pytest.approx(f1_score(y, scores.argmax(axis=1), average="macro"))
 
 
@@ -154,9 +163,11 @@ def test_a_regression_gets_mae_rmse_and_r2_and_no_curves(tmp_path: Path, ml) -> 
 
 def test_plots_are_written_as_png_svg_and_pdf(binary: Path, ml, tmp_path: Path) -> None:
     png, svg, pdf = tmp_path / "roc.png", tmp_path / "matrix.svg", tmp_path / "pr.pdf"
-    for args in (("plot", "roc", "yes-no", "--out", str(png)),
-                 ("plot:confusion-matrix", "yes-no", "--normalize", "--out", str(svg)),
-                 ("plot", "pr", "yes-no", "-o", str(pdf))):
+    for args in (
+        ("plot", "roc", "yes-no", "--out", str(png)),
+        ("plot:confusion-matrix", "yes-no", "--normalize", "--out", str(svg)),
+        ("plot", "pr", "yes-no", "-o", str(pdf)),
+    ):
         result = ml(*args, cwd=binary)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == args[-1]
@@ -213,5 +224,7 @@ def test_the_terminal_plot_reads_the_kept_files_without_torch(binary: Path) -> N
     stdout, imported_torch = run_ml_in_process_report_torch(["plot", "roc", "yes-no"], binary)
     assert "ROC of yes-no" in stdout and "yes (AUC " in stdout
     assert not imported_torch
-    matrix, _ = run_ml_in_process_report_torch(["plot", "confusion-matrix", "yes-no", "--class", "no"], binary)
+    matrix, _ = run_ml_in_process_report_torch(
+        ["plot", "confusion-matrix", "yes-no", "--class", "no"], binary
+    )
     assert [line.split()[0] for line in matrix.splitlines()[3:]] == ["no", "not"]

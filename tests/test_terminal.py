@@ -107,3 +107,23 @@ def test_dashboard_in_a_real_terminal_shows_runs_and_quits(project: Path, tmux: 
     tmux("send-keys", "-t", "t", "q")
     wait_until(lambda: done.exists() and done.read_text().strip(), 30, "the dashboard to quit")
     assert done.read_text().strip() == "0"
+
+
+def test_ml_plot_draws_the_curves_to_the_terminals_size(project: Path, tmux: Tmux, tmp_path: Path) -> None:
+    import io
+
+    from vml import api
+
+    result = api.Project(project).train_in_process(["--epochs=1"], name="plotted", stderr=io.StringIO())
+    assert result.status == "finished"
+    done = tmp_path / "done"
+    tmux.start_ml(project, "plot roc plotted --class 3", done, (90, 28))
+    wait_until(done.exists, 60, "ml plot to end", tmux.screen)
+    screen = tmux.screen()
+    assert done.read_text().strip() == "0", screen
+    lines = screen.splitlines()
+    assert any("ROC of plotted" in line for line in lines)
+    assert any("3 (AUC 0." in line for line in lines) and any("chance" in line for line in lines)
+    assert "false positive rate" in screen
+    assert sum(any("\u2800" < ch <= "\u28ff" for ch in line) for line in lines) >= 5  # the braille curve
+    assert max(len(line.rstrip()) for line in lines) <= 90

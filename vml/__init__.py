@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vml.version import __version__
+
 __all__ = ["Project", "Run", "RunFailed", "__version__"]
 
 if TYPE_CHECKING:

@@ -56,8 +56,10 @@ def git_state(root: Path) -> dict[str, Any]:
         return {"repository": None, "note": "git did not answer in time"}
     if top.returncode != 0:
         error = top.stderr.decode(errors="replace").strip().splitlines()
-        note = "not in a git repository" if "not a git repository" in top.stderr.decode(errors="replace") else (
-            f"git failed: {error[-1] if error else top.returncode}"
+        note = (
+            "not in a git repository"
+            if "not a git repository" in top.stderr.decode(errors="replace")
+            else (f"git failed: {error[-1] if error else top.returncode}")
         )
         return {"repository": None, "note": note}
     repo = Path(top.stdout.decode().strip())
@@ -65,7 +67,9 @@ def git_state(root: Path) -> dict[str, Any]:
     commit = head.stdout.decode().strip() if head.returncode == 0 else None
     branch = _git(repo, "symbolic-ref", "-q", "--short", "HEAD").stdout.decode().strip() or None
     skipped = _skipped_prefixes(root, repo)
-    status = _git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=no").stdout.decode(errors="replace")
+    status = _git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=no").stdout.decode(
+        errors="replace"
+    )
     changed = [path for path in _changed_paths(status) if not path.startswith(skipped)]
     patch = _git(repo, "diff", "HEAD", "--no-color", "--no-ext-diff").stdout if commit else b""
     untracked = [
@@ -254,16 +258,28 @@ def differences(then: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, st
         found.append(("uncommitted changes", _patch_text(old_git), _patch_text(new_git)))
     old_files, new_files = _untracked(old_git), _untracked(new_git)
     if old_files != new_files:
-        changed = sorted(path for path in old_files.keys() & new_files.keys() if old_files[path] != new_files[path])
+        changed = sorted(
+            path for path in old_files.keys() & new_files.keys() if old_files[path] != new_files[path]
+        )
         parts = [f"{len(changed)} changed"] if changed else []
-        parts += [f"{len(new_files.keys() - old_files.keys())} new"] if new_files.keys() - old_files.keys() else []
-        parts += [f"{len(old_files.keys() - new_files.keys())} gone"] if old_files.keys() - new_files.keys() else []
-        found.append(("untracked source files", f"{len(old_files)}", f"{len(new_files)} ({', '.join(parts)})"))
+        parts += (
+            [f"{len(new_files.keys() - old_files.keys())} new"] if new_files.keys() - old_files.keys() else []
+        )
+        parts += (
+            [f"{len(old_files.keys() - new_files.keys())} gone"]
+            if old_files.keys() - new_files.keys()
+            else []
+        )
+        found.append(
+            ("untracked source files", f"{len(old_files)}", f"{len(new_files)} ({', '.join(parts)})")
+        )
     if then["packages_hash"] != now["packages_hash"]:
         changes = package_changes(then["packages"], now["packages"])
         found.append(("packages", f"{len(then['packages'])} installed", _changes_text(changes)))
     if then.get("data_fingerprint") != now.get("data_fingerprint"):
-        found.append(("data fingerprint", str(then.get("data_fingerprint")), str(now.get("data_fingerprint"))))
+        found.append(
+            ("data fingerprint", str(then.get("data_fingerprint")), str(now.get("data_fingerprint")))
+        )
     for key, shown in ENVIRONMENT_FIELDS:
         if then.get(key) != now.get(key):
             found.append((shown, _text(then.get(key)), _text(now.get(key))))
@@ -283,8 +299,12 @@ def diff_records(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str
         if a.get(key) != b.get(key)
     ]
     if a.get("data_fingerprint") != b.get("data_fingerprint"):
-        environment_rows.append({"field": "data fingerprint", "values": [a["data_fingerprint"], b["data_fingerprint"]]})
-    packages = package_changes(a["packages"], b["packages"]) if a["packages_hash"] != b["packages_hash"] else None
+        environment_rows.append(
+            {"field": "data fingerprint", "values": [a["data_fingerprint"], b["data_fingerprint"]]}
+        )
+    packages = (
+        package_changes(a["packages"], b["packages"]) if a["packages_hash"] != b["packages_hash"] else None
+    )
     commits = [a["git"].get("commit"), b["git"].get("commit")]
     code: dict[str, Any] = {"commits": commits}
     if None in commits:
@@ -315,7 +335,9 @@ def _untracked(git: dict[str, Any]) -> dict[str, str | None]:
 def _changes_text(changes: dict[str, list[str]]) -> str:
     parts = [f"{len(v)} {k}" for k, v in changes.items() if v]
     some = (changes["changed"] + changes["added"] + changes["removed"])[:3]
-    return ", ".join(parts) + (f" ({'; '.join(some)}{'; ...' if sum(map(len, changes.values())) > 3 else ''})" if some else "")
+    return ", ".join(parts) + (
+        f" ({'; '.join(some)}{'; ...' if sum(map(len, changes.values())) > 3 else ''})" if some else ""
+    )
 
 
 def _text(value: Any) -> str:
@@ -348,7 +370,9 @@ def package_changes(before: list[str], after: list[str]) -> dict[str, list[str]]
     return {
         "added": [f"{name} {new[name]}" for name in new if name not in old],
         "removed": [f"{name} {old[name]}" for name in old if name not in new],
-        "changed": [f"{name} {old[name]} -> {new[name]}" for name in new if name in old and old[name] != new[name]],
+        "changed": [
+            f"{name} {old[name]} -> {new[name]}" for name in new if name in old and old[name] != new[name]
+        ],
     }
 
 
@@ -382,8 +406,14 @@ def record_fields(record: dict[str, Any]) -> list[tuple[str, str]]:
     gpus = ", ".join(record.get("gpus") or []) or "none"
     fields += [
         ("python", f"{record['python']} ({record['executable']})"),
-        ("torch", f"{record.get('torch', '-')}, CUDA {record.get('cuda') or '-'}, cuDNN {record.get('cudnn') or '-'}"),
-        ("device", f"{record.get('device', '-')} (GPUs: {gpus}, {record.get('cpu_threads', '-')} CPU threads)"),
+        (
+            "torch",
+            f"{record.get('torch', '-')}, CUDA {record.get('cuda') or '-'}, cuDNN {record.get('cudnn') or '-'}",
+        ),
+        (
+            "device",
+            f"{record.get('device', '-')} (GPUs: {gpus}, {record.get('cpu_threads', '-')} CPU threads)",
+        ),
         ("packages", f"{len(record['packages'])} installed (hash {record['packages_hash']})"),
         ("host", record["host"]),
         ("command", record.get("command") or "-"),

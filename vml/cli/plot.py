@@ -16,8 +16,15 @@ from vml.cli.options import RUN
 from vml.evaluate.plots import CurvePlot, MatrixPlot, cell_text, legend
 
 KIND = typer.Argument(..., metavar="KIND", help="confusion-matrix, roc or pr.")
-LABEL = typer.Option(None, "--class", "-c", help="One label against the rest (default: every class, or a binary run's positive one).")
-OUT = typer.Option(None, "--out", "-o", help="Write a .png, .svg or .pdf file instead of drawing in the terminal.")
+LABEL = typer.Option(
+    None,
+    "--class",
+    "-c",
+    help="One label against the rest (default: every class, or a binary run's positive one).",
+)
+OUT = typer.Option(
+    None, "--out", "-o", help="Write a .png, .svg or .pdf file instead of drawing in the terminal."
+)
 # VergeML's spellings: ml plot:roc RUN
 ALIASES = {f"plot:{kind}": kind for kind in ("confusion-matrix", "roc", "pr")}
 
@@ -25,7 +32,9 @@ ALIASES = {f"plot:{kind}": kind for kind in ("confusion-matrix", "roc", "pr")}
 def plot(
     kind: str = KIND,
     run: str = RUN,
-    normalize: bool = typer.Option(False, "--normalize", "-n", help="Confusion matrix: each true label's row as shares."),
+    normalize: bool = typer.Option(
+        False, "--normalize", "-n", help="Confusion matrix: each true label's row as shares."
+    ),
     label: str | None = LABEL,
     out: Path | None = OUT,
 ) -> None:
@@ -49,7 +58,11 @@ def print_matrix(plot: MatrixPlot) -> None:
     print(plot.title)
     columns = ["true \\ predicted", *plot.labels]
     render.print_table(
-        columns, [[label, *(cell_text(v, plot.normalized) for v in row)] for label, row in zip(plot.labels, plot.values, strict=True)]
+        columns,
+        [
+            [label, *(cell_text(v, plot.normalized) for v in row)]
+            for label, row in zip(plot.labels, plot.values, strict=True)
+        ],
     )
 
 

@@ -45,12 +45,22 @@ def diff(
         render.print_json(found)
         return
     names = found["runs"]
-    rows = [["hyperparameter", row["name"], *(compared_text(v) for v in row["values"])] for row in found["hyperparameters"]]
+    rows = [
+        ["hyperparameter", row["name"], *(compared_text(v) for v in row["values"])]
+        for row in found["hyperparameters"]
+    ]
     rows += [
-        [f"metric{' *' if len(set(row['values'])) > 1 else ''}", row["metric"], *(compared_text(v, "best_metric") for v in row["values"])]
+        [
+            f"metric{' *' if len(set(row['values'])) > 1 else ''}",
+            row["metric"],
+            *(compared_text(v, "best_metric") for v in row["values"]),
+        ]
         for row in found["metrics"]
     ]
-    rows += [["environment", row["field"], *(compared_text(v) for v in row["values"])] for row in found["environment"]]
+    rows += [
+        ["environment", row["field"], *(compared_text(v) for v in row["values"])]
+        for row in found["environment"]
+    ]
     render.print_table(["", "field", *names], rows)
     packages = found["packages"]
     if packages:
@@ -59,7 +69,11 @@ def diff(
             for entry in packages[kind]:
                 print(f"  {kind}: {entry}")
     code = found["code"]
-    print(f"\ncode: {code['note']}" if "note" in code else f"\ncode: git diff {code['commits'][0][:10]} {code['commits'][1][:10]}")
+    print(
+        f"\ncode: {code['note']}"
+        if "note" in code
+        else f"\ncode: git diff {code['commits'][0][:10]} {code['commits'][1][:10]}"
+    )
     if code.get("diff"):
         sys.stdout.write(code["diff"])
     for name, patch in zip(names, found["patches"], strict=True):

@@ -15,7 +15,7 @@ from vml.errors import NotFoundError, UsageError
 from vml.evaluate.report import CLASS_COLUMNS, class_rows, summary
 from vml.paths import REPRO_FILE
 from vml.repro import record_fields
-from vml.views import EPOCH_METRICS, epoch_table
+from vml.views import EPOCH_METRICS, TEST_METRICS, epoch_table
 
 FOLLOW_POLL_SECONDS = 0.5
 
@@ -33,7 +33,12 @@ def show(run: str = RUN, fmt: str = format_option(TABLE_JSON)) -> None:
     if fmt == "json":
         render.print_json({**info, "evaluation": evaluation, "reproducibility": record})
         return
-    rows = [[key, _text(value)] for key, value in info.items() if key != "hyperparameters"]
+    # A classification has no test_mae, a regression no test_f1: those rows are left out.
+    rows = [
+        [key, _text(value)]
+        for key, value in info.items()
+        if key != "hyperparameters" and not (key in TEST_METRICS and value is None)
+    ]
     rows += [[f"  {key}", _text(value)] for key, value in sorted(info["hyperparameters"].items())]
     index = (
         next(i for i, row in enumerate(rows) if row[0].startswith("  "))

@@ -63,8 +63,15 @@ def _draw_matrix(figure, plot: MatrixPlot) -> None:
     for i, row in enumerate(values):
         for j, value in enumerate(row):
             dark = value > top / 2
-            axes.text(j, i, cell_text(value, plot.normalized), ha="center", va="center",
-                      color="white" if dark else "black", fontsize=8)
+            axes.text(
+                j,
+                i,
+                cell_text(value, plot.normalized),
+                ha="center",
+                va="center",
+                color="white" if dark else "black",
+                fontsize=8,
+            )
 
 
 def _draw_curves(figure, plot: CurvePlot) -> None:

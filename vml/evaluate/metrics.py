@@ -78,9 +78,7 @@ def _classification(predictions: Predictions) -> dict[str, Any]:
     labels = list(predictions.labels)
     indices = list(range(len(labels)))
     y, scores, pred = predictions.y_true, predictions.scores, predictions.y_pred
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y, pred, labels=indices, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y, pred, labels=indices, zero_division=0)
     classes, roc, pr = [], {}, {}
     for index, label in enumerate(labels):
         truth = y == index

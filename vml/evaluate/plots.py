@@ -53,7 +53,9 @@ class MatrixPlot:
 def check_kind(kind: str) -> str:
     """``kind`` if it names a plot; else one line that lists them."""
     if kind not in PLOT_KINDS:
-        raise UsageError(f"unknown plot {kind!r} ({did_you_mean(kind, PLOT_KINDS, 'use ' + ', '.join(PLOT_KINDS))})")
+        raise UsageError(
+            f"unknown plot {kind!r} ({did_you_mean(kind, PLOT_KINDS, 'use ' + ', '.join(PLOT_KINDS))})"
+        )
     return kind
 
 

@@ -53,8 +53,6 @@ def load_predictions(folder: Path) -> Predictions:
     """The predictions kept in run folder ``folder``."""
     path = folder / PREDICTIONS
     if not path.is_file():
-        raise UsageError(
-            f"run {folder.name!r} has no {PREDICTIONS} (ml test {folder.name} makes it)"
-        )
+        raise UsageError(f"run {folder.name!r} has no {PREDICTIONS} (ml test {folder.name} makes it)")
     with np.load(path, allow_pickle=False) as arrays:
         return Predictions(arrays["y_true"], arrays["scores"], tuple(str(s) for s in arrays["labels"]))

@@ -20,11 +20,11 @@ from typing import Any
 from vml.config import ProjectConfig, resolve_hyperparameters
 from vml.errors import NotFoundError, UsageError
 from vml.launch.process import record_queued, taken_names
-from vml.repro import require_clean
 from vml.launch.stop import cancel_run
 from vml.names import generate_name, validate_name
 from vml.params import HyperParam
 from vml.paths import RUN_PROJECT_FILE, run_dir
+from vml.repro import require_clean
 from vml.store import RunStore
 from vml.store.runs import utcnow
 

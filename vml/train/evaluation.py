@@ -25,9 +25,11 @@ def predict_split(
     """``test_loss`` and ``test_acc`` (None for a regression) of ``model`` on ``split``,
     and its predictions: class probabilities, or predicted values."""
     model.eval()
-    outputs = torch.cat(
-        [model(split.x[start : start + BATCH_SIZE]) for start in range(0, len(split), BATCH_SIZE)]
-    ) if len(split) else torch.zeros((0, max(len(classes), 1)), device=split.x.device)
+    outputs = (
+        torch.cat([model(split.x[start : start + BATCH_SIZE]) for start in range(0, len(split), BATCH_SIZE)])
+        if len(split)
+        else torch.zeros((0, max(len(classes), 1)), device=split.x.device)
+    )
     loss = loss_fn(outputs, split.y).item() if len(split) else float("nan")
     y_true = split.y.cpu().numpy()
     if classes:

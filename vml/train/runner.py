@@ -22,8 +22,8 @@ from vml.errors import ConflictError, UsageError, VmlError
 from vml.invocation import command_line
 from vml.liveness import Heartbeat, process_identity
 from vml.params import display_key
-from vml.repro import write_record
 from vml.paths import BEST, CONFIG_FILE, LAST, LOG_FILE
+from vml.repro import write_record
 from vml.store import RunRecords, RunStore
 from vml.store.runs import utcnow
 from vml.train.cancel import CancelOnSignal

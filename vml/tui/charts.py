@@ -49,16 +49,12 @@ def latest_epoch_series(points: list[dict[str, Any]], key: str) -> tuple[int, Se
     return epoch, ([p["step"] for p in last], [p["value"] for p in last])
 
 
-class Chart(PlotextPlot):
-    """One chart; ``show`` replaces its title and lines (kept as ``heading`` and
+class Plot(PlotextPlot):
+    """A plot of lines; ``show`` replaces its title and lines (kept as ``heading`` and
     ``lines``)."""
 
     heading = ""
     lines: dict[str, Series] = {}
-
-    DEFAULT_CSS = """
-    Chart { height: 12; min-height: 8; }
-    """
 
     def show(
         self, title: str, xlabel: str, lines: dict[str, Series], xticks: list[float] | None = None
@@ -77,3 +73,11 @@ class Chart(PlotextPlot):
             if xs:
                 plt.plot(xs, ys, label=label, marker="braille")
         self.refresh()
+
+
+class Chart(Plot):
+    """A metric's chart on the run and compare screens."""
+
+    DEFAULT_CSS = """
+    Chart { height: 12; min-height: 8; }
+    """

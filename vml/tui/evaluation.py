@@ -1,28 +1,26 @@
 """The run screen's Evaluation tab: the test split's metrics, the per-class report,
-the confusion matrix (``n`` shows it normalized) and the ROC and PR curves."""
+the confusion matrix (the screen's ``n`` shows it normalized) and the ROC and PR curves."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
 from vml.evaluate.plots import CURVE_KINDS, cell_text, confusion_matrix, curves, legend
 from vml.evaluate.report import CLASS_COLUMNS, class_rows
-from vml.tui.charts import Chart
+from vml.tui.charts import Plot
 
 
 class EvaluationView(VerticalScroll):
     """What ``ml plot`` and ``ml show`` say about a run's evaluation, in one tab."""
 
-    BINDINGS = [Binding("n", "toggle_normalized", "Normalize matrix")]
     DEFAULT_CSS = """
     EvaluationView #evaluation-summary { padding: 0 1; }
     EvaluationView DataTable { height: auto; max-height: 16; margin: 1 0 0 0; }
-    EvaluationView Chart { height: 16; }
+    EvaluationView Plot { height: 16; }
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -30,24 +28,27 @@ class EvaluationView(VerticalScroll):
         self.evaluation: dict[str, Any] | None = None
         self.normalized = False
         self._run = ""
+        self._shown: tuple[str, str] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="evaluation-summary")
         yield DataTable(id="classes", cursor_type="none")
         yield DataTable(id="matrix", cursor_type="none")
         for kind in CURVE_KINDS:
-            yield Chart(id=f"{kind}-chart")
+            yield Plot(id=f"{kind}-chart")
 
     def show(self, run: str, status: str, evaluation: dict[str, Any] | None) -> None:
         """Draw ``evaluation`` (None: say why there is none); unchanged, nothing is redrawn."""
-        if evaluation == self.evaluation and run == self._run and self.query_one("#evaluation-summary", Static).renderable:
+        if self._shown == (run, status) and evaluation == self.evaluation:
             return
-        self._run, self.evaluation = run, evaluation
+        self._shown, self._run, self.evaluation = (run, status), run, evaluation
         summary = self.query_one("#evaluation-summary", Static)
-        classification = bool(evaluation and evaluation["task"] == "classification" and not evaluation.get("error"))
+        classification = bool(
+            evaluation and evaluation["task"] == "classification" and not evaluation.get("error")
+        )
         for widget in self.query(DataTable):
             widget.display = classification
-        for widget in self.query(Chart):
+        for widget in self.query(Plot):
             widget.display = classification
         if evaluation is None:
             summary.update(
@@ -67,7 +68,7 @@ class EvaluationView(VerticalScroll):
             self._show_matrix()
             for kind in CURVE_KINDS:
                 plot = curves(evaluation, run, kind)
-                self.query_one(f"#{kind}-chart", Chart).show(
+                self.query_one(f"#{kind}-chart", Plot).show(
                     plot.title, plot.xlabel, {legend(c, kind): (c.x, c.y) for c in plot.curves}
                 )
 
@@ -86,7 +87,12 @@ class EvaluationView(VerticalScroll):
         for label, row in zip(plot.labels, plot.values, strict=True):
             table.add_row(label, *(cell_text(v, plot.normalized) for v in row))
 
-    def action_toggle_normalized(self) -> None:
-        if self.evaluation and self.evaluation["task"] == "classification" and not self.evaluation.get("error"):
+    def toggle_normalized(self) -> None:
+        """Counts, or each true label's shares, in the confusion matrix."""
+        if (
+            self.evaluation
+            and self.evaluation["task"] == "classification"
+            and not self.evaluation.get("error")
+        ):
             self.normalized = not self.normalized
             self._show_matrix()

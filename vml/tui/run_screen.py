@@ -17,7 +17,15 @@ from vml.errors import VmlError
 from vml.live import MetricHistories, metric_names
 from vml.tui.charts import Chart, chart_groups, epoch_series, latest_epoch_series, per_step_keys
 from vml.tui.evaluation import EvaluationView
-from vml.views import EPOCH_METRICS, TEST_METRICS, duration, epoch_table, eta_seconds, local_time, percent_done
+from vml.views import (
+    EPOCH_METRICS,
+    TEST_METRICS,
+    duration,
+    epoch_table,
+    eta_seconds,
+    local_time,
+    percent_done,
+)
 
 REFRESH_SECONDS = 1.0
 LOG_TAIL_LINES = 200
@@ -90,6 +98,7 @@ class RunScreen(Screen):
         Binding("q", "app.pop_screen", "Back", show=False),
         Binding("slash", "filter_metrics", "Filter metrics"),
         Binding("x", "cancel_run", "Cancel run"),
+        Binding("n", "normalize", "Normalize matrix", show=False),
     ]
     DEFAULT_CSS = """
     RunScreen #facts { width: 40%; max-width: 50; border-right: solid $primary; }
@@ -229,6 +238,10 @@ class RunScreen(Screen):
             self._load()
         else:
             self.app.pop_screen()
+
+    def action_normalize(self) -> None:
+        self.query_one(TabbedContent).active = "evaluation-tab"
+        self.query_one(EvaluationView).toggle_normalized()
 
     def action_cancel_run(self) -> None:
         self.app.cancel_runs([self.run_name])
