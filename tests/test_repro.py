@@ -98,7 +98,7 @@ def test_require_clean_refuses_a_dirty_tree_and_records_nothing(project: Path, m
         assert refused.returncode == 2, refused.stderr
         assert refused.stderr.splitlines() == [
             "ml: error: --require-clean: the code is not committed: 1 untracked source file (net.py) "
-            "(commit or stash the changes, or train without --require-clean)"
+            "(commit or stash the changes, or train with --require-clean=false)"
         ]
     spec = yaml.safe_load((project / "vergeml.yaml").read_text())
     spec["train"]["require-clean"] = True
@@ -124,16 +124,27 @@ def test_a_rerun_reproduces_a_cpu_run_and_says_what_changed(project: Path, ml) -
     first = ml("train", "--epochs=2", "--dropout=0.3", "--device=cpu", "--name=original", cwd=project)
     assert first.returncode == 0, first.stderr
     (project / "notes.md").write_text("try more epochs\n")
+    spec = (project / "vergeml.yaml").read_text()
+    (project / "vergeml.yaml").write_text(spec.replace("test-split: 10%", "test-split: 25%"))
     again = ml("rerun", "original", "--name", "again", cwd=project)
     assert again.returncode == 0, again.stderr
-    assert "rerun of original: what differs now" in again.stderr
-    assert "  untracked source files: 0 -> 1 (1 new)" in again.stderr.splitlines()
+    said = again.stderr.splitlines()
+    assert said[0] == "rerun of original: what differs now"
+    assert "  untracked source files: 0 -> 1 (1 new)" in said
+    assert "  uncommitted changes: none -> 13 lines of patch" in said
+    assert not any("data fingerprint" in line for line in said)  # it trains on the split it recorded
     runs = {run["instance"]: run for run in api.Project(project).list_runs()}
     for key in ("test_acc", "test_loss", "test_f1", "test_auc", "test_ap", "best_metric"):
         assert runs["again"][key] == runs["original"][key], key
     assert runs["again"]["hyperparameters"] == runs["original"]["hyperparameters"]
-    assert runs["again"]["rerun_of"] == "original"
+    assert runs["again"]["rerun_of"] == runs["original"]["instance"]
     assert "rerun_of" in ml("show", "again", cwd=project).stdout
+    tested = ml("test", "again", cwd=project)  # with the settings the rerun kept, not today's
+    assert tested.returncode == 0 and f"test_acc {runs['original']['test_acc']:.4f}" in tested.stdout
+    taken = ml("rerun", "original", "--name", "again", cwd=project)
+    assert taken.returncode == 2 and taken.stderr == (
+        "ml: error: a run named 'again' already exists (pick another --name)\n"
+    )
 
 
 def test_rerun_names_a_data_change(project: Path) -> None:
@@ -156,8 +167,8 @@ def test_diff_shows_hyperparameters_metrics_and_the_code_between_commits(project
     result = ml("diff", "first", "second", cwd=project)
     assert result.returncode == 0, result.stderr
     table = result.stdout.split("\n\n")[0].splitlines()
-    assert ["hyperparameter", "learning_rate", "0.001", "0.005"] in [line.split() for line in table]
-    assert any(line.startswith("metric") and "test_acc" in line for line in table)
+    assert ["*", "hyperparameter", "learning_rate", "0.001", "0.005"] in [line.split() for line in table]
+    assert any("metric" in line.split()[:2] and "test_acc" in line for line in table)
     assert "-  learning-rate: 0.001\n+  learning-rate: 0.003" in result.stdout  # git diff of the commits
     assert "uncommitted changes of second (repro.patch):" in result.stdout
     found = json.loads(ml("diff", "first", "second", "-f", "json", cwd=project).stdout)

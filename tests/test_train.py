@@ -147,7 +147,15 @@ def test_demo_metrics_for_every_epoch(demo: DemoRun) -> None:
 
 def test_demo_folder_holds_config_checkpoints_and_log(demo: DemoRun) -> None:
     folder = demo.folder
-    assert {p.name for p in folder.iterdir()} == {"config.yaml", "best.pt", "last.pt", "log.txt"}
+    assert {p.name for p in folder.iterdir()} == {
+        "config.yaml",
+        "best.pt",
+        "last.pt",
+        "log.txt",
+        "predictions.npz",
+        "evaluation.json",
+        "repro.json",
+    }
     config = yaml.safe_load((folder / "config.yaml").read_text())
     assert config["name"] == demo.row["name"]
     assert config["model"] == "mlp"

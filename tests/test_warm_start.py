@@ -47,7 +47,8 @@ def test_a_warm_started_run_records_what_a_cold_one_records(project: Path, ml, m
     cold = ml(*args, cwd=project)
     assert cold.returncode == 0, cold.stderr
     same = ("status", "model", "epoch", "epochs", "step", "steps", "fingerprint", "monitor", "host")
-    same += ("test_acc", "test_loss", "best_metric", "best_epoch", "error", "hyperparameters")
+    same += ("test_acc", "test_loss", "test_f1", "test_auc", "test_ap", "best_metric", "best_epoch", "error")
+    same += ("hyperparameters",)
     for w, c in zip(rows(project, sweep_id(warm)), rows(project, sweep_id(cold)), strict=True):
         # Same seed, same data, one thread each: the same numbers, to the last bit.
         assert {k: w[k] for k in same} == {k: c[k] for k in same}
@@ -56,8 +57,10 @@ def test_a_warm_started_run_records_what_a_cold_one_records(project: Path, ml, m
         assert metric_counts(project, w["id"]) == metric_counts(project, c["id"])
         folders = [project / "trainings" / r["name"] for r in (w, c)]
         assert [sorted(p.name for p in f.iterdir()) for f in folders] == [
-            ["best.pt", "config.yaml", "last.pt", "log.txt", "worker.txt"]
+            ["best.pt", "config.yaml", "evaluation.json", "last.pt", "log.txt", "predictions.npz", "repro.json", "worker.txt"]
         ] * 2
+        evaluations = [json.loads((f / "evaluation.json").read_text()) for f in folders]
+        assert evaluations[0] == evaluations[1]
         configs = [yaml.safe_load((f / "config.yaml").read_text()) for f in folders]
         assert [c | {"name": None} for c in configs] == [configs[1] | {"name": None}] * 2
         logs = [(f / "log.txt").read_text().splitlines() for f in folders]

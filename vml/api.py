@@ -21,6 +21,7 @@ from vml.config import (
     load_project,
     load_run_project,
     parse_cli_overrides,
+    recorded_project,
     resolve_hyperparameters,
     resolve_task,
 )
@@ -645,12 +646,7 @@ class Project:
         run = self.find_run(ref)
         if run["status"] == "finished":
             raise UsageError(f"run {run['name']!r} already finished (start a new one with ml train)")
-        config = self.config_of(run["name"])
-        if run["model"] != config.model.name:
-            raise UsageError(
-                f"run {run['name']!r} trained model {run['model']!r} but {config.file.name} now names "
-                f"{config.model.name!r} (put it back to resume)"
-            )
+        config = self._same_model(run, "resume")
         data = self._prepare_for(run, stderr, "resume")
         from vml.train.runner import resume_run
 
@@ -767,6 +763,10 @@ class Project:
         run = self.find_run(ref)
         if run["status"] == DELETED:
             raise NotFoundError(f"run {run['name']!r} was deleted (its folder is gone)")
+        if run["status"] in ACTIVE_STATES:
+            raise UsageError(
+                f"run {run['name']!r} is {run['status']}: it is evaluated on its test split when it finishes"
+            )
         return run["name"], Run(self, run["name"]).evaluation()
 
     def rerun_plan(self, ref: str) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
@@ -778,7 +778,7 @@ class Project:
         from vml.train.runner import resolve_device
         from vml.train.runtime import runtime_facts
 
-        run, config = self._rerun_source(ref)
+        run, config, _ = self._rerun_source(ref)
         hparams = run["hyperparameters"]
         record = Run(self, run["name"]).reproduction()
         now = current_state(
@@ -788,20 +788,29 @@ class Project:
         )
         return run, differences(record, now) if record else [("record", "none (a run from before vml kept them)", "-")]
 
-    def _rerun_source(self, ref: str) -> tuple[dict[str, Any], ProjectConfig]:
-        """The ended run ``ref`` names and the project settings it trained with."""
+    def _rerun_source(self, ref: str) -> tuple[dict[str, Any], ProjectConfig, dict[str, Any] | None]:
+        """The ended run ``ref`` names, the project settings it trained with (those its
+        config.yaml recorded), and them as a project file for the rerun to keep."""
         run = self.find_run(ref)
         if run["status"] in ACTIVE_STATES:
             raise UsageError(f"run {run['name']!r} is {run['status']} (rerun it once it has ended)")
         if run["status"] == DELETED:
             raise NotFoundError(f"run {run['name']!r} was deleted (its folder and record of how it ran are gone)")
+        recorded = recorded_project(self.root, self.trainings_dir / run["name"])
+        if recorded is None:  # a run from before config.yaml: the settings of today
+            return run, self._same_model(run, "rerun"), None
+        return run, *recorded
+
+    def _same_model(self, run: dict[str, Any], verb: str) -> ProjectConfig:
+        """The project settings ``run`` trained with, refused when they now name
+        another model than it trained."""
         config = self.config_of(run["name"])
         if run["model"] != config.model.name:
             raise UsageError(
                 f"run {run['name']!r} trained model {run['model']!r} but {config.file.name} now names "
-                f"{config.model.name!r} (put it back to rerun)"
+                f"{config.model.name!r} (put it back to {verb})"
             )
-        return run, config
+        return config
 
     def rerun(self, ref: str, name: str | None = None, stderr: TextIO = sys.stderr):
         """Train a new run with run ``ref``'s resolved hyperparameters, seed and data,
@@ -809,7 +818,7 @@ class Project:
         from vml.data.prepare import prepare_data
         from vml.train.runner import train_run
 
-        run, config = self._rerun_source(ref)
+        run, config, settings = self._rerun_source(ref)
         hparams = run["hyperparameters"]
         hparams = resolve_hyperparameters(config, {}) | hparams  # a hyperparameter added since: its default
         run_name = self.new_run_name(name)
@@ -818,7 +827,14 @@ class Project:
             config, hparams["random_seed"], say=lambda line: print(line, file=stderr), task=resolve_task(hparams)[0]
         )
         return train_run(
-            config, run_name, hparams, data, stderr=stderr, name_generated=name is None, rerun_of=run["name"]
+            config,
+            run_name,
+            hparams,
+            data,
+            stderr=stderr,
+            name_generated=name is None,
+            rerun_of=run["name"],
+            project_file=settings,
         )
 
     def diff(self, a: str, b: str) -> dict[str, Any]:

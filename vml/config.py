@@ -18,7 +18,7 @@ import yaml
 from vml.errors import UsageError, did_you_mean
 from vml.models import ModelSpec, get_model
 from vml.params import REGRESSION_LOSSES, SWITCHES, TRAINING_PARAMS, HyperParam, display_key, normalize_key
-from vml.paths import CACHE_DIR, PROJECT_FILE, RUN_PROJECT_FILE, db_path, run_dir, trainings_dir
+from vml.paths import CACHE_DIR, CONFIG_FILE, PROJECT_FILE, RUN_PROJECT_FILE, db_path, run_dir, trainings_dir
 
 INPUT_TYPES = ("csv", "npz", "labeled-image")
 CACHE_MODES = ("auto", "disk", "mem", "none")
@@ -191,6 +191,29 @@ def load_project(root: Path | str, file: Path | None = None) -> ProjectConfig:
     if not file.is_file():
         raise UsageError(f"no {PROJECT_FILE} in {root} (create a project with: ml new NAME)")
     tree, marks = _read_yaml(file)
+    return _project_from_tree(root, file, tree, marks)
+
+
+# What a run's config.yaml says beyond its project settings.
+RECORD_ONLY_KEYS = ("name", "fingerprint", "classes")
+
+
+def recorded_project(root: Path | str, folder: Path) -> tuple[ProjectConfig, dict[str, Any]] | None:
+    """The project settings a run recorded in its ``config.yaml`` (model, data, splits,
+    preprocessing: what ``ml rerun`` trains with), and them as a project file's tree
+    (without ``train:``: a rerun is given every hyperparameter). None when the run has
+    no config.yaml."""
+    file = folder / CONFIG_FILE
+    if not file.is_file():
+        return None
+    tree, marks = _read_yaml(file)
+    settings = {key: value for key, value in tree.items() if key not in (*RECORD_ONLY_KEYS, "train")}
+    return _project_from_tree(Path(root).resolve(), file, settings, marks), settings
+
+
+def _project_from_tree(
+    root: Path, file: Path, tree: dict[str, Any], marks: dict[tuple, yaml.Mark]
+) -> ProjectConfig:
     where = _Locator(file, marks)
     _check_keys(tree, SCHEMA, (), where)
 

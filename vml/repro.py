@@ -123,14 +123,15 @@ def _untracked_entry(path: Path, shown: str) -> dict[str, Any]:
     return {"path": shown, "size": size, "sha256": digest}
 
 
-def tree_state(root: Path) -> str | None:
-    """Why the tree holding project ``root`` is not clean (``2 changed files, 1
-    untracked source file``), or None when it is; outside git, says so."""
+def tree_state(root: Path) -> tuple[str, str] | None:
+    """Why the tree holding project ``root`` is not clean, and what to do about it
+    (``("2 changed files (...)", "commit or stash the changes")``), or None when it is
+    clean."""
     state = git_state(root)
     if state["repository"] is None:
-        return f"{root} is {state['note']}" if state["note"].startswith("not") else str(state["note"])
+        return f"{root} is {state['note']}", "put the project under git"
     if state["commit"] is None:
-        return f"the repository at {state['repository']} has no commit yet"
+        return f"the repository at {state['repository']} has no commit yet", "commit the code"
     parts = []
     if state["changed"]:
         parts.append(f"{_count(len(state['changed']), 'changed file')} ({_some(state['changed'])})")
@@ -138,13 +139,9 @@ def tree_state(root: Path) -> str | None:
     if untracked:
         count = len(untracked) + state["untracked_more"]
         parts.append(f"{_count(count, 'untracked source file')} ({_some(untracked, count)})")
-    return ", ".join(parts) or None
-
-
-def _some(paths: list[str], total: int | None = None, shown: int = 3) -> str:
-    """``a.py, b.py, c.py and 4 more``."""
-    more = (total or len(paths)) - shown
-    return ", ".join(paths[:shown]) + (f" and {more} more" if more > 0 else "")
+    return (
+        (f"the code is not committed: {', '.join(parts)}", "commit or stash the changes") if parts else None
+    )
 
 
 def require_clean(root: Path, hparams: list[dict[str, Any]]) -> None:
@@ -152,12 +149,16 @@ def require_clean(root: Path, hparams: list[dict[str, Any]]) -> None:
     clean tree (``--require-clean``) and project ``root``'s is not."""
     if not any(h.get("require_clean") for h in hparams):
         return
-    why = tree_state(root)
-    if why is not None:
-        raise UsageError(
-            f"--require-clean: the code is not committed: {why} (commit or stash the changes, "
-            "or train without --require-clean)"
-        )
+    found = tree_state(root)
+    if found is not None:
+        why, fix = found
+        raise UsageError(f"--require-clean: {why} ({fix}, or train with --require-clean=false)")
+
+
+def _some(paths: list[str], total: int | None = None, shown: int = 3) -> str:
+    """``a.py, b.py, c.py and 4 more``."""
+    more = (total or len(paths)) - shown
+    return ", ".join(paths[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _count(n: int, noun: str) -> str:
@@ -170,10 +171,23 @@ def installed_packages() -> list[str]:
 
     found = {}
     for dist in distributions():
-        name = dist.metadata["Name"]
+        name, version = _name_and_version(dist.read_text("METADATA") or dist.read_text("PKG-INFO") or "")
         if name and name.lower() not in found:
-            found[name.lower()] = f"{name}=={dist.version}"
+            found[name.lower()] = f"{name}=={version}"
     return [found[key] for key in sorted(found)]
+
+
+def _name_and_version(metadata: str) -> tuple[str | None, str | None]:
+    """The ``Name:`` and ``Version:`` headers of a distribution's metadata. Read from
+    the header block alone: ``dist.metadata`` parses the whole file as an e-mail
+    (0.43 s for 79 packages, measured; this: 0.035 s), and every run pays it."""
+    name = version = None
+    for line in metadata.partition("\n\n")[0].splitlines():
+        if line.startswith("Name:"):
+            name = line[5:].strip()
+        elif line.startswith("Version:"):
+            version = line[8:].strip()
+    return name, version
 
 
 def environment() -> dict[str, Any]:
@@ -258,18 +272,13 @@ def differences(then: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, st
         found.append(("uncommitted changes", _patch_text(old_git), _patch_text(new_git)))
     old_files, new_files = _untracked(old_git), _untracked(new_git)
     if old_files != new_files:
-        changed = sorted(
-            path for path in old_files.keys() & new_files.keys() if old_files[path] != new_files[path]
-        )
+        changed = [
+            path for path in sorted(old_files.keys() & new_files.keys()) if old_files[path] != new_files[path]
+        ]
+        new, gone = new_files.keys() - old_files.keys(), old_files.keys() - new_files.keys()
         parts = [f"{len(changed)} changed"] if changed else []
-        parts += (
-            [f"{len(new_files.keys() - old_files.keys())} new"] if new_files.keys() - old_files.keys() else []
-        )
-        parts += (
-            [f"{len(old_files.keys() - new_files.keys())} gone"]
-            if old_files.keys() - new_files.keys()
-            else []
-        )
+        parts += [f"{len(new)} new"] if new else []
+        parts += [f"{len(gone)} no longer untracked"] if gone else []
         found.append(
             ("untracked source files", f"{len(old_files)}", f"{len(new_files)} ({', '.join(parts)})")
         )
@@ -307,6 +316,9 @@ def diff_records(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str
     )
     commits = [a["git"].get("commit"), b["git"].get("commit")]
     code: dict[str, Any] = {"commits": commits}
+    untracked = [_untracked(a["git"]), _untracked(b["git"])]
+    if untracked[0] != untracked[1]:
+        code["untracked"] = [sorted(files) for files in untracked]
     if None in commits:
         code["note"] = "a run was not in a git repository"
     elif commits[0] == commits[1]:

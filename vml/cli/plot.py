@@ -4,6 +4,7 @@ no torch, no scikit-learn."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ LABEL = typer.Option(
 OUT = typer.Option(
     None, "--out", "-o", help="Write a .png, .svg or .pdf file instead of drawing in the terminal."
 )
+PIPE_MARKERS = "+xo*#@%&=~"
 # VergeML's spellings: ml plot:roc RUN
 ALIASES = {f"plot:{kind}": kind for kind in ("confusion-matrix", "roc", "pr")}
 
@@ -70,7 +72,12 @@ def print_curves(plot: CurvePlot) -> None:
     """The curves drawn with plotext, as wide as the terminal (colours only on one)."""
     import plotext as plt  # 70 ms: only for this
 
-    width, height = shutil.get_terminal_size((100, 30))
+    # The terminal's own size when drawing on one: COLUMNS and LINES may be stale there.
+    width, height = (
+        os.get_terminal_size(sys.stdout.fileno())
+        if sys.stdout.isatty()
+        else shutil.get_terminal_size((100, 30))
+    )
     plt.clear_figure()
     plt.plotsize(min(width, 120), max(min(height - 2, 30), 15))
     plt.title(plot.title)
@@ -78,9 +85,12 @@ def print_curves(plot: CurvePlot) -> None:
     plt.ylabel(plot.ylabel)
     plt.xlim(0, 1)
     plt.ylim(0, 1)
+    tty = sys.stdout.isatty()
     if plot.kind == "roc":
-        plt.plot([0, 1], [0, 1], label="chance", marker="dot", color="gray")
-    for curve in plot.curves:
-        plt.plot(curve.x, curve.y, label=legend(curve, plot.kind), marker="braille")
+        plt.plot([0, 1], [0, 1], label="chance", marker="dot" if tty else ".", color="gray")
+    for index, curve in enumerate(plot.curves):
+        # Off a terminal the colours go: each line gets a marker of its own instead.
+        marker = "braille" if tty else PIPE_MARKERS[index % len(PIPE_MARKERS)]
+        plt.plot(curve.x, curve.y, label=legend(curve, plot.kind), marker=marker)
     text = plt.build()
-    sys.stdout.write((text if sys.stdout.isatty() else plt.uncolorize(text)) + "\n")
+    sys.stdout.write((text if tty else plt.uncolorize(text)) + "\n")

@@ -20,6 +20,8 @@ def rerun(
 ) -> None:
     """Train a run again with the same resolved config, seed and data; first say what differs now."""
     project = api.Project()
+    if name is not None:
+        project.new_run_name(name)  # a taken or bad name is refused before anything is said
     source, changes = project.rerun_plan(run)
     if changes:
         print(f"rerun of {source['name']}: what differs now", file=sys.stderr)
@@ -45,23 +47,24 @@ def diff(
         render.print_json(found)
         return
     names = found["runs"]
+    # "*": the values differ (the hyperparameters and environment shown always do).
     rows = [
-        ["hyperparameter", row["name"], *(compared_text(v) for v in row["values"])]
+        ["*", "hyperparameter", row["name"], *map(compared_text, row["values"])]
         for row in found["hyperparameters"]
     ]
     rows += [
         [
-            f"metric{' *' if len(set(row['values'])) > 1 else ''}",
+            "*" if len(set(row["values"])) > 1 else "",
+            "metric",
             row["metric"],
             *(compared_text(v, "best_metric") for v in row["values"]),
         ]
         for row in found["metrics"]
     ]
     rows += [
-        ["environment", row["field"], *(compared_text(v) for v in row["values"])]
-        for row in found["environment"]
+        ["*", "environment", row["field"], *map(compared_text, row["values"])] for row in found["environment"]
     ]
-    render.print_table(["", "field", *names], rows)
+    render.print_table(["", "", "field", *names], rows)
     packages = found["packages"]
     if packages:
         print("\npackages (" + " -> ".join(names) + "):")
@@ -69,6 +72,8 @@ def diff(
             for entry in packages[kind]:
                 print(f"  {kind}: {entry}")
     code = found["code"]
+    for name, files in zip(names, code.get("untracked", []), strict=False):
+        print(f"\nuntracked source files of {name}: {', '.join(files) or 'none'}")
     print(
         f"\ncode: {code['note']}"
         if "note" in code

@@ -12,6 +12,7 @@ from vml.cli import render
 from vml.cli.options import FORMATS, RUN, TABLE_JSON, check_format, format_option
 from vml.cli.train import report
 from vml.errors import UsageError
+from vml.views import TEST_METRICS
 
 
 def resume(run: str = RUN) -> None:
@@ -26,7 +27,7 @@ def test(run: str = RUN, fmt: str = format_option(TABLE_JSON)) -> None:
     if fmt == "json":
         render.print_json(scores)
         return
-    shown = ", ".join(f"{key} {value:.4f}" for key, value in scores.items() if isinstance(value, float))
+    shown = ", ".join(f"{key} {scores[key]:.4f}" for key in TEST_METRICS if scores.get(key) is not None)
     print(f"{scores['instance']}: {shown}")
 
 

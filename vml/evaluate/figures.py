@@ -39,10 +39,10 @@ def write_figure(plot: CurvePlot | MatrixPlot, path: Path) -> Path:
         figure = Figure(figsize=(6.4, 5.2), layout="constrained")
         _draw_curves(figure, plot)
     buffer = io.BytesIO()
-    # A fixed creation date keeps an SVG or PDF the same for the same data.
-    metadata = {"Date": None} if fmt in ("svg", "pdf") else {}
+    # No creation date and a fixed id salt: the same data gives the same file.
+    metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt, {})
     # SVG text stays text (searchable, selectable, a third the size) rather than paths.
-    with rc_context({"svg.fonttype": "none"}):
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "vml"}):
         figure.savefig(buffer, format=fmt, dpi=DPI, metadata=metadata)
     write_bytes_atomic(path, buffer.getvalue())
     return path
@@ -77,7 +77,7 @@ def _draw_matrix(figure, plot: MatrixPlot) -> None:
 def _draw_curves(figure, plot: CurvePlot) -> None:
     axes = figure.add_subplot()
     if plot.kind == "roc":
-        axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
+        axes.plot([0, 1], [0, 1], linestyle=":", color="black", linewidth=1, label="chance")
     for curve in plot.curves:
         # A PR curve is a step function: precision holds until recall next rises.
         drawstyle = "steps-post" if plot.kind == "pr" else "default"

@@ -22,7 +22,7 @@ from vml.errors import NotFoundError, UsageError
 from vml.launch.process import record_queued, taken_names
 from vml.launch.stop import cancel_run
 from vml.names import generate_name, validate_name
-from vml.params import HyperParam
+from vml.params import TRAINING_PARAMS, HyperParam
 from vml.paths import RUN_PROJECT_FILE, run_dir
 from vml.repro import require_clean
 from vml.store import RunStore
@@ -234,8 +234,10 @@ def _finished_by_key(project: ProjectConfig) -> dict[str, str]:
         return {}
     with RunStore(project.db_path) as store:
         finished = store.runs(["finished"])
+    # A hyperparameter added to vml since a run was recorded: the run had its default.
+    defaults = {p.name: p.default for p in TRAINING_PARAMS}
     return {
-        _key(row["hyperparameters"], row["fingerprint"]): row["name"]
+        _key(defaults | row["hyperparameters"], row["fingerprint"]): row["name"]
         for row in finished
         if row["fingerprint"] and run_dir(project.root, row["name"]).is_dir()
     }

@@ -22,7 +22,7 @@ from vml.errors import ConflictError, UsageError, VmlError
 from vml.invocation import command_line
 from vml.liveness import Heartbeat, process_identity
 from vml.params import display_key
-from vml.paths import BEST, CONFIG_FILE, LAST, LOG_FILE
+from vml.paths import BEST, CONFIG_FILE, LAST, LOG_FILE, RUN_PROJECT_FILE
 from vml.repro import write_record
 from vml.store import RunRecords, RunStore
 from vml.store.runs import utcnow
@@ -87,9 +87,11 @@ def train_run(
     stderr: TextIO = sys.stderr,
     name_generated: bool = False,
     rerun_of: str | None = None,
+    project_file: dict[str, Any] | None = None,
 ) -> RunResult:
     """Train and record run ``name`` on prepared ``data`` in this process (``rerun_of``:
-    the run it repeats). Bad input raises before anything is recorded; once recorded,
+    the run it repeats; ``project_file``: project settings of its own, kept in its
+    folder, as a runs-file entry's). Bad input raises before anything is recorded; once recorded,
     the run always ends with a final status. A generated name that another process
     took meanwhile is replaced."""
     device = resolve_device(hparams["device"])
@@ -107,6 +109,8 @@ def train_run(
             **_run_fields(hparams, data, monitor),
         )
         folder = project.trainings_dir / name
+        if project_file is not None:
+            write_text_atomic(folder / RUN_PROJECT_FILE, yaml.safe_dump(project_file, sort_keys=False))
         _write_config(folder, project, name, hparams, data)
         _write_repro(folder, project, name, hparams, data, device, command_line())
         run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id)
