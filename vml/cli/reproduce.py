@@ -72,8 +72,10 @@ def diff(
             for entry in packages[kind]:
                 print(f"  {kind}: {entry}")
     code = found["code"]
-    for name, files in zip(names, code.get("untracked", []), strict=False):
-        print(f"\nuntracked source files of {name}: {', '.join(files) or 'none'}")
+    if code.get("untracked"):
+        print("\nuntracked source files:")
+        for name, files in zip(names, code["untracked"], strict=True):
+            print(f"  {name}: {', '.join(files) or 'none'}")
     print(
         f"\ncode: {code['note']}"
         if "note" in code
