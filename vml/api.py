@@ -277,6 +277,7 @@ class Project:
         hparams = self.resolve(overrides)
         run_name = self.new_run_name(name)
         self._require_clean([hparams])
+        _start_evaluation_helper()
         from vml.data.prepare import prepare_data
 
         # Data problems surface here, before the seconds it takes to import torch.
@@ -647,6 +648,7 @@ class Project:
         if run["status"] == "finished":
             raise UsageError(f"run {run['name']!r} already finished (start a new one with ml train)")
         config = self._same_model(run, "resume")
+        _start_evaluation_helper()
         data = self._prepare_for(run, stderr, "resume")
         from vml.train.runner import resume_run
 
@@ -662,6 +664,7 @@ class Project:
         metrics (recorded on an ended run), its ``predictions.npz`` and
         ``evaluation.json`` written anew (what ``ml plot`` reads)."""
         run = self.find_run(ref)
+        _start_evaluation_helper()
         data = self._prepare_for(run, stderr, "testing it")
         from vml.store import RunStore
         from vml.train.inference import load_best, test_split_scores
@@ -823,6 +826,7 @@ class Project:
         hparams = resolve_hyperparameters(config, {}) | hparams  # a hyperparameter added since: its default
         run_name = self.new_run_name(name)
         self._require_clean([hparams])
+        _start_evaluation_helper()
         data = prepare_data(
             config, hparams["random_seed"], say=lambda line: print(line, file=stderr), task=resolve_task(hparams)[0]
         )
@@ -870,6 +874,14 @@ class Project:
 # The data cache (``ml cache``). Entries are kept while a run in one of these states
 # uses them; a run whose folder was deleted no longer holds its entry.
 CACHE_KEEP_STATES = ("running", "queued")
+
+
+def _start_evaluation_helper() -> None:
+    """Let scikit-learn load in a helper process while this one imports torch (see
+    ``vml.evaluate.service``)."""
+    from vml.evaluate.service import start_helper
+
+    start_helper()
 
 
 def _seconds(value: str | float | None, flag: str) -> float | None:

@@ -66,12 +66,12 @@ def _regression(predictions: Predictions) -> dict[str, Any]:
 def _classification(predictions: Predictions) -> dict[str, Any]:
     from sklearn.metrics import (
         accuracy_score,
+        auc,
         average_precision_score,
         confusion_matrix,
         f1_score,
         precision_recall_curve,
         precision_recall_fscore_support,
-        roc_auc_score,
         roc_curve,
     )
 
@@ -93,9 +93,11 @@ def _classification(predictions: Predictions) -> dict[str, Any]:
         }
         # A class with no test sample (or only those) has no curve against the rest.
         if 0 < truth.sum() < len(y):
-            row["auc"] = float(roc_auc_score(truth, scores[:, index]))
-            row["ap"] = float(average_precision_score(truth, scores[:, index]))
             fpr, tpr, _ = roc_curve(truth, scores[:, index])
+            # The area of the curve itself: roc_auc_score would compute the curve again
+            # (a third of the evaluation's time, measured) for the same number.
+            row["auc"] = float(auc(fpr, tpr))
+            row["ap"] = float(average_precision_score(truth, scores[:, index]))
             curve_precision, curve_recall, _ = precision_recall_curve(truth, scores[:, index])
             roc[label] = {"x": _rounded(fpr), "y": _rounded(tpr)}
             pr[label] = {"x": _rounded(curve_recall), "y": _rounded(curve_precision)}

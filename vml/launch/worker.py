@@ -26,6 +26,9 @@ def main(argv: list[str]) -> int:
     # A process started from a background job inherits SIGINT ignored; ml cancel
     # stops a worker with SIGINT, so it must always raise KeyboardInterrupt here.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    from vml.evaluate.service import start_helper
+
+    start_helper()  # scikit-learn loads in it while this process imports torch
     from vml.train.runner import start_queued_run
 
     with open(os.devnull, "w") as quiet:  # the log has every line already

@@ -3,16 +3,14 @@ their metrics kept in the run folder, the scalar metrics returned as run columns
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from vml.evaluate.metrics import evaluate, run_columns
 from vml.evaluate.predictions import Predictions, save_predictions
-from vml.evaluate.report import save_evaluation
+from vml.evaluate.service import evaluate_folder
 from vml.train.loop import LossFn, Tensors
 
 BATCH_SIZE = 1024
@@ -42,22 +40,8 @@ def predict_split(
 
 
 def keep_evaluation(folder: Path, predictions: Predictions) -> dict[str, Any]:
-    """Write ``predictions.npz`` and ``evaluation.json`` in ``folder``; the metrics
-    as run columns (``test_f1`` ...)."""
+    """Write ``predictions.npz`` and ``evaluation.json`` in ``folder`` (the metrics
+    computed by this process's helper, see ``vml.evaluate.service``); the metrics as
+    run columns (``test_f1`` ...)."""
     save_predictions(folder, predictions)
-    evaluation = evaluate(predictions)
-    save_evaluation(folder, evaluation)
-    return run_columns(evaluation)
-
-
-def preload_metrics() -> threading.Thread:
-    """Import scikit-learn's metrics in a thread while the run trains: the import
-    (0.6 s measured, 2 s on a busy machine) would otherwise be paid after the last
-    epoch, by every run."""
-    thread = threading.Thread(target=_import_metrics, name="vml-preload-sklearn", daemon=True)
-    thread.start()
-    return thread
-
-
-def _import_metrics() -> None:
-    import sklearn.metrics  # noqa: F401
+    return evaluate_folder(folder)

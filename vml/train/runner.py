@@ -36,7 +36,7 @@ from vml.train.checkpoint import (
 )
 from vml.train.distributed import local_device, world
 from vml.train.early_stopping import EarlyStopping
-from vml.train.evaluation import keep_evaluation, predict_split, preload_metrics
+from vml.train.evaluation import keep_evaluation, predict_split
 from vml.train.loop import Tensors, Trainer, build_optimizer, loss_function
 from vml.train.progress import LogLines, ProgressBar
 from vml.train.recorder import StoreRecorder
@@ -373,7 +373,6 @@ def _train(
         notify(message)
     if resume is not None:
         restore(trainer, scheduler, resume)
-    preload_metrics()
     trainer.fit()
     if trainer.stop_reason == "failed":
         store.set_status(
