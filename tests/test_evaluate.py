@@ -228,3 +228,49 @@ def test_the_terminal_plot_reads_the_kept_files_without_torch(binary: Path) -> N
         ["plot", "confusion-matrix", "yes-no", "--class", "no"], binary
     )
     assert [line.split()[0] for line in matrix.splitlines()[3:]] == ["no", "not"]
+
+
+HELPER_SCRIPT = """
+import json, sys
+from pathlib import Path
+from vml.evaluate import service
+service.start_helper()
+helper = service._helper
+print(helper.pid, flush=True)
+if sys.argv[1] == "kill":
+    helper.kill()
+    helper.wait()
+print(json.dumps(service.evaluate_folder(Path(sys.argv[2]))), flush=True)
+print("sklearn.metrics" in sys.modules, flush=True)
+"""
+
+
+@pytest.mark.parametrize("helper", ["alive", "kill"])
+def test_the_helper_process_evaluates_or_this_one_does_and_it_dies_with_its_parent(
+    binary: Path, helper: str
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    folder = binary / "trainings" / "yes-no"
+    expected = json.loads((folder / "evaluation.json").read_text())["metrics"]
+    (folder / "evaluation.json").unlink()
+    result = subprocess.run(
+        [sys.executable, "-c", HELPER_SCRIPT, helper, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    pid, columns, imported_here = result.stdout.splitlines()
+    assert json.loads(columns) == pytest.approx({k: expected[k] for k in ("test_f1", "test_auc", "test_ap")})
+    assert json.loads((folder / "evaluation.json").read_text())["metrics"] == pytest.approx(expected)
+    # The helper did the work (this process never imported scikit-learn), unless it was gone.
+    assert imported_here == ("True" if helper == "kill" else "False")
+    deadline = time.monotonic() + 30
+    while psutil.pid_exists(int(pid)) and psutil.Process(int(pid)).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the helper outlived its parent"
+        time.sleep(0.05)
