@@ -28,7 +28,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     from vml.evaluate.service import start_helper
 
-    start_helper()  # scikit-learn loads in it while this process imports torch
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 evaluates (runner._train)
+        start_helper()  # scikit-learn loads in it while this process imports torch
     from vml.train.runner import start_queued_run
 
     with open(os.devnull, "w") as quiet:  # the log has every line already

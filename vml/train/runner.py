@@ -407,7 +407,8 @@ def _train(
     model.load_state_dict(load_checkpoint(folder / BEST)["model"])
     scores, predictions = predict_split(model, splits["test"], loss_fn, data.classes)
     try:
-        scores |= keep_evaluation(folder, predictions)
+        if rank == 0:  # under torchrun the others write nothing anyway
+            scores |= keep_evaluation(folder, predictions)
     except Exception as exc:  # the trained model is kept whatever the metrics or the disk say
         message = f"evaluation failed: {type(exc).__name__}: {exc} (ml test {name} tries again)"
         store.add_event(run_id, "evaluation-failed", message)
