@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import resource
 import statistics
@@ -38,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from report import Line, finish, versions
+from report import Line, child_env, finish, versions
 
 RESULTS = Path(__file__).resolve().parent / "results" / "evaluate.json"
 OVERHEAD_TARGET, PLOT_TARGET = 0.05, 1.0
@@ -93,14 +92,6 @@ print(json.dumps({"torch": "torch" in sys.modules, "sklearn": "sklearn" in sys.m
 
 
 # --- the commands -----------------------------------------------------------------------
-
-
-def child_env(root: Path) -> dict[str, str]:
-    """The commands' environment, as on a user's machine (see bench_store.py): bytecode
-    written and read under the temporary directory, stdout buffered."""
-    unset = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
-    env = {k: v for k, v in os.environ.items() if k not in unset}
-    return env | {"PYTHONPYCACHEPREFIX": str(root / "pycache")}
 
 
 ENV: dict[str, str] = {}  # set by main()

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -55,7 +54,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from report import Line, finish, versions
+from report import Line, child_env, finish, versions
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tune.json"
 RANDOM_SEED = 42  # the runs' own seed (split, weights, shuffling): the template's
@@ -73,14 +72,6 @@ GAP_TARGET, EPOCH_SHARE_TARGET, RATIO_TARGET, LATENCY_TARGET = 0.005, 0.35, 1.15
 
 
 # --- the commands -----------------------------------------------------------------------
-
-
-def child_env(root: Path) -> dict[str, str]:
-    """The commands' environment, as on a user's machine (see bench_store.py): bytecode
-    written and read under the temporary directory, stdout buffered."""
-    unset = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
-    env = {k: v for k, v in os.environ.items() if k not in unset}
-    return env | {"PYTHONPYCACHEPREFIX": str(root / "pycache")}
 
 
 ENV: dict[str, str] = {}  # set by main()

@@ -94,3 +94,11 @@ def versions(*packages: str) -> dict[str, str]:
         except PackageNotFoundError:
             found[name] = "not installed"
     return found
+
+
+def child_env(root: Path) -> dict[str, str]:
+    """The commands' environment, as on a user's machine (see bench_store.py): bytecode
+    written and read under the temporary directory, stdout buffered."""
+    unset = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    return env | {"PYTHONPYCACHEPREFIX": str(root / "pycache")}
