@@ -776,12 +776,13 @@ class Project:
         """The run ``ref`` names, and what differs now from its reproducibility record:
         ``(what, then, now)`` for the commit, uncommitted changes, packages, data
         fingerprint, device and versions that changed (none: it reruns as it ran)."""
+        run, config, _ = self._rerun_source(ref)  # refused before torch is imported
+        _start_evaluation_helper()  # a rerun follows: scikit-learn loads meanwhile
         from vml.data.prepare import data_fingerprint
         from vml.repro import current_state, differences
         from vml.train.runner import resolve_device
         from vml.train.runtime import runtime_facts
 
-        run, config, _ = self._rerun_source(ref)
         hparams = run["hyperparameters"]
         record = Run(self, run["name"]).reproduction()
         now = current_state(
