@@ -172,3 +172,28 @@ def test_sigterm_also_cancels(project: Path, tmp_path: Path) -> None:
     row = run_row(project, "terminated")
     assert row["status"] == "cancelled" and row["ended_at"] is not None
     assert row["epoch"] < 500
+
+
+def test_cancel_while_the_run_writes_its_record_reads_cancelled(
+    project: Path, tmp_path: Path, ml, monkeypatch
+) -> None:
+    # A git that hangs: the worker is inside repro.json's git calls, after the run
+    # reads running and before its training loop, when ml cancel's SIGINT comes.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    marker = tmp_path / "git-called"
+    (tools / "git").write_text(f'#!/bin/sh\ntouch "{marker}"\nexec sleep 60\n')
+    (tools / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    started = ml("train", "--detach", "--epochs=2", "--name=early", cwd=project)
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + DEADLINE
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the worker never ran git"
+        time.sleep(0.05)
+    assert run_row(project, "early")["status"] == "running"
+    cancelled = ml("cancel", "early", cwd=project)
+    assert cancelled.returncode == 0, cancelled.stderr
+    row = run_row(project, "early")
+    assert row["status"] == "cancelled" and row["ended_at"] is not None, row["error"]
+    assert row["epoch"] == 0

@@ -111,10 +111,13 @@ def train_run(
         folder = project.trainings_dir / name
         if project_file is not None:
             write_text_atomic(folder / RUN_PROJECT_FILE, yaml.safe_dump(project_file, sort_keys=False))
-        _write_config(folder, project, name, hparams, data)
-        _write_repro(folder, project, name, hparams, data, device, command_line())
-        run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id)
-        return _execute(run, stderr, resume=None)
+        try:
+            _write_config(folder, project, name, hparams, data)
+            _write_repro(folder, project, name, hparams, data, device, command_line())
+            run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id)
+            return _execute(run, stderr, resume=None)
+        except KeyboardInterrupt:
+            return _cancelled_while_starting(store, run_id, name, monitor)
 
 
 def start_queued_run(
@@ -144,25 +147,38 @@ def _start_queued(
     run_id = row["id"]
     if not store.set_status(run_id, "running", ("queued",), **_process_fields()):
         raise ConflictError(f"run {name!r} is {row['status']}, not queued")
-    with Heartbeat(store, run_id):
-        try:
-            hparams = row["hyperparameters"]
-            task, monitor = resolve_task(hparams)
-            data = prepare_data(project, hparams["random_seed"], say=_printer(stderr), task=task)
-            device = local_device(resolve_device(hparams["device"]))
-            model = _build_model(project, hparams, data, task, device)
-        except KeyboardInterrupt:
-            store.set_status(run_id, "cancelled", ("running",), ended_at=utcnow())
-            return RunResult(name, "cancelled", monitor=row["monitor"] or "val_acc")
-        except BaseException as exc:
-            error = exc.message if isinstance(exc, VmlError) else f"{type(exc).__name__}: {exc}"
-            store.set_status(run_id, "failed", ("running",), ended_at=utcnow(), error=error)
-            return RunResult(name, "failed", monitor=row["monitor"] or "val_acc", error=error)
-        store.update_run(run_id, **_run_fields(hparams, data, monitor))
-        _write_config(folder, project, name, hparams, data)
-        _write_repro(folder, project, name, hparams, data, device, row.get("command"))
-        run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id)
-        return _execute(run, stderr, resume=None, heartbeat=False)
+    monitor = row["monitor"] or "val_acc"
+    # SIGINT (ml cancel, Ctrl-C on a study) may come at any point from here on, even
+    # while the config and repro.json are written (git and the package list take a
+    # while): the run then reads cancelled, never crashed.
+    try:
+        with Heartbeat(store, run_id):
+            try:
+                hparams = row["hyperparameters"]
+                task, monitor = resolve_task(hparams)
+                data = prepare_data(project, hparams["random_seed"], say=_printer(stderr), task=task)
+                device = local_device(resolve_device(hparams["device"]))
+                model = _build_model(project, hparams, data, task, device)
+                store.update_run(run_id, **_run_fields(hparams, data, monitor))
+                _write_config(folder, project, name, hparams, data)
+                _write_repro(folder, project, name, hparams, data, device, row.get("command"))
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                error = exc.message if isinstance(exc, VmlError) else f"{type(exc).__name__}: {exc}"
+                store.set_status(run_id, "failed", ("running",), ended_at=utcnow(), error=error)
+                return RunResult(name, "failed", monitor=monitor, error=error)
+            run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id)
+            return _execute(run, stderr, resume=None, heartbeat=False)
+    except KeyboardInterrupt:
+        return _cancelled_while_starting(store, run_id, name, monitor)
+
+
+def _cancelled_while_starting(store: RunRecords, run_id: int, name: str, monitor: str) -> RunResult:
+    """A SIGINT that came before the training loop could take it: the run is
+    cancelled (a no-op if it already recorded its end)."""
+    store.set_status(run_id, "cancelled", ("running",), ended_at=utcnow())
+    return RunResult(name, "cancelled", monitor=monitor)
 
 
 def _process_fields() -> dict[str, Any]:
