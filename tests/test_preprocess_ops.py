@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from data_factories import (
+    SEED,
     cache_entries,
     copy_project,
     image_project,
@@ -18,9 +19,10 @@ from data_factories import (
 )
 from PIL import Image
 
-from vml.data.prepare import PreparedData
+from vml import api
+from vml.data.prepare import PreparedData, data_fingerprint
 from vml.errors import UsageError
-from vml.preprocess import OPS
+from vml.preprocess import OPS, OpError, apply_image_ops, check_ops
 
 SPLITS = ("train", "val", "test")
 
@@ -247,6 +249,9 @@ def test_help_preprocess_lists_every_op(tmp_path: Path, ml) -> None:
     documented = ("resize", "grayscale", "rgb", "crop", "random-crop", "flip-horizontal")
     documented += ("flip-vertical", "augment", "standardize", "normalize")
     assert set(documented) <= set(headings)
+    # Every op takes VergeML's apply; the flips also take its chance.
+    assert result.stdout.count("\n| apply | list |") == len(OPS)
+    assert result.stdout.count("\n| probability or chance | float | 0.5 |") == 2
 
 
 def test_help_for_one_op_shows_its_options(tmp_path: Path, ml) -> None:
@@ -258,3 +263,224 @@ def test_help_for_one_op_shows_its_options(tmp_path: Path, ml) -> None:
     rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
     assert {"width", "height"} <= set(rows)
     assert "required" in rows["width"] and ">= 1" in rows["height"]
+
+
+# ---- VergeML's options, on synthetic images -------------------------------------------
+
+
+def run_ops(ops: list[dict[str, Any]], image: np.ndarray, split: str = "train") -> np.ndarray:
+    """``image`` (height, width, channels) through ``ops`` as the ``split`` split."""
+    out, _ = apply_image_ops(
+        check_ops(ops, images=True),
+        [image.astype(np.float32)],
+        np.zeros(1),
+        np.random.default_rng(0),
+        split == "train",
+        split,
+    )
+    return out[0]
+
+
+def ramp(height: int, width: int, channels: int = 1) -> np.ndarray:
+    """Distinct pixel values, so a crop or flip shows where it came from."""
+    return np.arange(height * width * channels, dtype=np.float32).reshape(height, width, channels) / 100
+
+
+@pytest.mark.parametrize(
+    ("position", "rows", "columns"),
+    [
+        ("top-left", slice(0, 2), slice(0, 3)),
+        ("top-right", slice(0, 2), slice(3, 6)),
+        ("bottom-left", slice(3, 5), slice(0, 3)),
+        ("bottom-right", slice(3, 5), slice(3, 6)),
+        ("center", slice(1, 3), slice(1, 4)),
+    ],
+)
+def test_crop_position_picks_the_corner(position: str, rows: slice, columns: slice) -> None:
+    image = ramp(5, 6)
+    out = run_ops([{"op": "crop", "width": 3, "height": 2, "position": position}], image)
+    np.testing.assert_array_equal(out, image[rows, columns])
+
+
+def test_crop_at_x_y_cuts_there_and_refuses_past_the_edge() -> None:
+    image = ramp(5, 6)
+    crop = {"op": "crop", "width": 3, "height": 2, "position": "bottom-right"}
+    # x and y win over position, as in VergeML; 0 is the edge.
+    np.testing.assert_array_equal(run_ops([{**crop, "x": 2, "y": 0}], image), image[0:2, 2:5])
+    with pytest.raises(ValueError, match=r"cannot crop 3x2 at x 4, y 0 from an image of 6x5 \(make x <= 3"):
+        run_ops([{**crop, "x": 4, "y": 0}], image)
+
+
+def test_resize_modes_fill_aspect_fill_and_aspect_fit() -> None:
+    wide = ramp(4, 8) + 0.5  # 8 wide, 4 high; no pixel is 0, so padding shows
+    size = {"op": "resize", "width": 8, "height": 8}
+
+    fill = run_ops([size], wide)
+    assert fill.shape == (8, 8, 1)
+
+    # aspect-fill scales to cover 8x8 (16x8), then cuts the centre columns.
+    covered = run_ops([{**size, "width": 16}], wide)
+    np.testing.assert_allclose(run_ops([{**size, "mode": "aspect-fill"}], wide), covered[:, 4:12])
+
+    # aspect-fit keeps the 8x4 picture whole (it never enlarges) and pads black above and below.
+    fit = run_ops([{**size, "mode": "aspect-fit"}], wide)
+    np.testing.assert_array_equal(fit[2:6], wide)
+    assert not fit[:2].any() and not fit[6:].any()
+    # A larger picture shrinks to fit: 16x8 becomes 8x4, centred.
+    shrunk = run_ops([{**size, "mode": "aspect-fit"}], ramp(8, 16) + 0.5)
+    assert shrunk[2:6].all() and not shrunk[:2].any() and not shrunk[6:].any()
+
+
+def test_resize_method_and_channels() -> None:
+    image = ramp(3, 4, channels=3)
+    size = {"op": "resize", "width": 8, "height": 6}
+    np.testing.assert_array_equal(
+        run_ops([{**size, "method": "nearest"}], image), image.repeat(2, axis=0).repeat(2, axis=1)
+    )
+    lanczos = run_ops([{**size, "method": "lanczos"}], image)
+    np.testing.assert_array_equal(run_ops([{**size, "method": "antialias"}], image), lanczos)
+    assert not np.allclose(run_ops([size], image), lanczos)  # the default is bilinear
+
+    grey = run_ops([{**size, "channels": 1}], image)
+    colour = run_ops([size], image)
+    assert grey.shape == (6, 8, 1)
+    np.testing.assert_allclose(grey[:, :, 0], colour @ np.array([0.299, 0.587, 0.114]), atol=1e-5)
+    assert run_ops([{**size, "channels": 3}], ramp(3, 4)).shape == (6, 8, 3)
+
+
+@pytest.mark.parametrize("spelling", ["chance", "probability"])
+def test_chance_is_vergeml_spelling_of_probability(spelling: str) -> None:
+    (entry,) = check_ops([{"op": "flip-vertical", spelling: 1}], images=True)
+    assert entry == {"op": "flip-vertical", "probability": 1.0}
+    image = ramp(3, 2)
+    np.testing.assert_array_equal(run_ops([entry], image), image[::-1])
+
+
+def test_apply_picks_the_splits_an_op_touches() -> None:
+    image = ramp(3, 4)
+    mirrored = image[:, ::-1]
+    flip = {"op": "flip-horizontal", "chance": 1}
+    touched = {
+        str(apply): [
+            split
+            for split in SPLITS
+            if not np.array_equal(run_ops([{**flip, "apply": apply}], image, split), image)
+        ]
+        for apply in (None, ["val"], "x, test", "all", "train,val")
+    }
+    assert touched == {
+        "None": ["train"],  # vml's default for a random op (VergeML's: every split)
+        "['val']": ["val"],
+        "x, test": ["test"],
+        "all": ["train", "val", "test"],
+        "train,val": ["train", "val"],
+    }
+    np.testing.assert_array_equal(run_ops([{**flip, "apply": "val"}], image, "val"), mirrored)
+    # A deterministic op skips the splits it is not applied to.
+    assert run_ops([{"op": "resize", "width": 2, "height": 2, "apply": ["test"]}], image, "val").shape == (
+        3,
+        4,
+        1,
+    )
+
+
+def test_random_crop_outside_apply_takes_the_centre() -> None:
+    image = ramp(5, 6)
+    crop = {"op": "random-crop", "width": 2, "height": 3, "apply": ["val"]}
+    np.testing.assert_array_equal(run_ops([crop], image, "train"), image[1:4, 2:4])
+
+
+def test_a_new_image_at_predict_is_prepared_as_the_test_split() -> None:
+    image = ramp(3, 4)
+    for apply, changed in ((["test"], True), (["val"], False), (["train"], False)):
+        ops = check_ops([{"op": "flip-horizontal", "chance": 1, "apply": apply}], images=True)
+        out, _ = apply_image_ops(ops, [image], np.zeros(1), np.random.default_rng(0), train=False)
+        assert (not np.array_equal(out[0], image)) == changed, apply
+
+
+def test_apply_val_through_the_pipeline_leaves_train_untouched(images: Path) -> None:
+    plain = prepare(images)
+    data = with_ops(images, [{"op": "flip-horizontal", "chance": 1.0, "apply": ["val"]}], "val-only")
+    np.testing.assert_array_equal(data.x("val"), np.flip(plain.x("val"), axis=-1))
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(data.x(split), plain.x(split))
+
+
+@pytest.mark.parametrize(
+    ("entry", "needles"),
+    [
+        (
+            {"op": "flip-horizontal", "chance": 1, "probability": 1},
+            ["got chance and probability", "keep one"],
+        ),
+        ({"op": "resize", "width": 8, "height": 8, "channels": 2}, ["invalid channels", "1 or 3"]),
+        ({"op": "resize", "width": 8, "height": 8, "method": "cubic"}, ["'cubic'", "bicubic"]),
+        ({"op": "resize", "width": 8, "height": 8, "mode": "fit"}, ["'fit'", "aspect-fit"]),
+        ({"op": "crop", "width": 2, "height": 2, "position": "middle"}, ["'middle'", "top-left"]),
+        ({"op": "crop", "width": 2, "height": 2, "x": 1}, ["needs both x and y", "add y"]),
+        ({"op": "augment", "apply": ["x", "y"]}, ["'y' is not supported", "class names"]),
+        ({"op": "rgb", "apply": "train, evaluation"}, ["'evaluation'", "x, train, val, test or all"]),
+        ({"op": "grayscale", "apply": ["all", "val"]}, ["'all' together with val is ambiguous"]),
+        ({"op": "standardize", "apply": "train"}, ["scaler is fitted on train", "apply: all"]),
+    ],
+    ids=lambda value: (
+        "-".join(f"{k}={v}" for k, v in value.items() if k not in ("width", "height"))
+        if isinstance(value, dict)
+        else ""
+    ),
+)
+def test_bad_vergeml_option_is_one_line(entry: dict[str, Any], needles: list[str]) -> None:
+    with pytest.raises(OpError) as caught:
+        check_ops([entry], images=True)
+    message = caught.value.message
+    assert "\n" not in message
+    for needle in needles:
+        assert needle in message, (needle, message)
+
+
+def test_bad_op_option_through_ml_exits_2_with_one_line(tmp_path: Path, ml) -> None:
+    root = image_project(tmp_path / "bad", per_class=2)
+    set_preprocess(root, [{"op": "resize", "width": 8, "height": 8, "mode": "stretch"}])
+    result = ml("preprocess", "out", cwd=root)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("ml: error: vergeml.yaml:") and "invalid mode for op resize: 'stretch'" in first
+    assert "fill, aspect-fill, aspect-fit" in first
+    assert not (root / "out").exists() and not (root / ".cache").exists()
+
+
+def test_new_options_at_their_default_leave_the_fingerprint_alone(images: Path) -> None:
+    def key(ops: list[dict[str, Any]]) -> str:
+        set_preprocess(images, ops)
+        return data_fingerprint(api.Project(images).config, seed=SEED)
+
+    crop = {"op": "crop", "width": 4, "height": 4}
+    flip = {"op": "flip-horizontal", "probability": 1}
+    plain = key([crop, flip])
+    # Written out at VergeML's or vml's defaults: the same data, the same cache entry.
+    assert key([{**crop, "position": "center", "apply": "all"}, {**flip, "apply": ["x", "train"]}]) == plain
+    assert key([crop, {"op": "flip-horizontal", "chance": 1}]) == plain
+    changed = [
+        key([{**crop, "position": "top-left"}, flip]),
+        key([{**crop, "x": 0, "y": 0}, flip]),
+        key([crop, {**flip, "apply": "all"}]),
+        key([{"op": "resize", "width": 8, "height": 8, "method": "nearest"}, crop, flip]),
+    ]
+    assert len({plain, *changed}) == 5
+
+
+def test_help_resize_lists_vergeml_options_with_values_and_defaults(tmp_path: Path, ml) -> None:
+    result = ml("help", "resize", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {
+        line.split("|")[1].strip(): [cell.strip() for cell in line.strip("|").split("|")]
+        for line in result.stdout.splitlines()
+        if line.startswith("| ")
+    }
+    assert {"width", "height", "channels", "method", "mode", "apply"} <= set(rows)
+    assert rows["method"][2:4] == ["bilinear", "nearest, box, bilinear, hamming, bicubic, lanczos, antialias"]
+    assert rows["mode"][2:4] == ["fill", "fill, aspect-fill, aspect-fit"]
+    assert rows["channels"][2:4] == ["not set", "1 or 3"]
+    assert rows["apply"][1:3] == ["list", "all"] and "train, val, test" in rows["apply"][3]
+    assert "Differs from VergeML" in result.stdout and "antialias" in result.stdout

@@ -146,18 +146,16 @@ def _op_section(op: Op, level: str = "##") -> list[str]:
     from vml.preprocess import ImageOp
 
     if isinstance(op, ImageOp):
-        kind = "image op, training split only" if op.augmentation else "image op"
+        kind = "image op, training split only by default" if op.augmentation else "image op"
     else:
         kind = "scaler, fitted on the training split"
     lines = [f"{level} {op.name}", "", f"{op.help} ({kind})", ""]
-    if op.options:
-        lines += ["| option | type | default | range | help |", "|---|---|---|---|---|"]
-        lines += [
-            f"| {display_key(o.name)} | {o.type_name} | {'required' if o.default is None else o.default} | {o.describe_range()} | {o.help} |"
-            for o in op.options
-        ]
-    else:
-        lines.append("No options.")
+    lines += ["| option | type | default | range | help |", "|---|---|---|---|---|"]
+    for o in op.options:
+        name = " or ".join(display_key(n) for n in (o.name, *o.aliases))
+        lines.append(f"| {name} | {o.type_name} | {o.shown_default()} | {o.describe_range()} | {o.help} |")
+    if op.vergeml:
+        lines += ["", f"Differs from VergeML: {op.vergeml}"]
     return [*lines, ""]
 
 
@@ -177,7 +175,9 @@ def preprocess_page() -> str:
         "",
         "List them under `data: preprocess:` in vergeml.yaml. Image ops run first, on each "
         "image in the order listed; then the scalers, fitted on the training split and "
-        "applied to every split. `ml help OP` shows one.",
+        "applied to every split. Every op takes `apply`, the splits it touches (as in VergeML; "
+        "but vml's random ops touch only the training split unless `apply` names others). "
+        "`ml help OP` shows one.",
         "",
     ]
     for op in OPS.values():
