@@ -18,10 +18,23 @@ spelling), or project settings (``model``, ``data``, ``train``, the splits), whi
 give the run a project file of its own (kept in its folder as ``vergeml.yaml``).
 ``<name>`` in a value becomes the entry's name. Every problem of every entry is
 reported before anything is queued.
+
+flexNN's (ThunderTorch's) multi-model file is read as such:
+
+    Nbr_processes: 2        # -> parallel; GPU_per_model, CPU_per_model -> gpus/cpus-per-run
+    Model_run: [Model001]   # -> only, in this order (a lone name too)
+    Model001:               # an entry, at the top level
+      Template: vergeml.yaml
+      learning-rate: 0.01
+
+Its flags may also sit in ``config:`` (later flexNN versions), in any case, and
+``<model_name>`` is ``<name>``. ``runs:`` beside top-level models or flags, or
+``config:`` beside top-level flags, is refused in one line: it is half of each.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -52,6 +65,23 @@ CONFIG_KEYS = {
     "address": str,
 }
 BACKENDS = ("local", "ray")
+# flexNN's (ThunderTorch's) multi-model flags, any case, and the settings they stand for.
+FLEXNN_FLAGS = {
+    "nbr_processes": "parallel",
+    "gpu_per_model": "gpus_per_run",
+    "cpu_per_model": "cpus_per_run",
+    "model_run": "only",
+}
+FLEXNN_NAMES = {
+    "nbr_processes": "Nbr_processes",
+    "gpu_per_model": "GPU_per_model",
+    "cpu_per_model": "CPU_per_model",
+    "model_run": "Model_run",
+}
+NEEDS_RUNS = (
+    "needs a 'runs:' mapping of run names to what each changes, or flexNN's models at the top level "
+    "(Model001: {Template: vergeml.yaml}); see ml help sweeps"
+)
 # Keys of an entry that change the project file rather than a hyperparameter.
 PROJECT_KEYS = {key for key in SCHEMA if key not in TOP_LEVEL_HYPERPARAMS}
 
@@ -78,65 +108,147 @@ def load_yaml(path: Path, topic: str) -> tuple[Any, str]:
 
 
 def read_runs_file(project: ProjectConfig, path: Path) -> RunsFile:
-    """Read and check a runs file; ``UsageError`` lists every problem found."""
+    """Read and check a runs file, in vml's layout or flexNN's; ``UsageError`` lists
+    every problem found."""
     tree, shown = load_yaml(path, "sweeps")
     if isinstance(tree, dict) and "tune" in tree and "runs" not in tree:
         raise UsageError(f"{shown}: a tune: block starts a study: ml tune {shown}")
-    if not isinstance(tree, dict) or not isinstance(tree.get("runs"), dict) or not tree["runs"]:
-        raise UsageError(
-            f"{shown}: needs a 'runs:' mapping of run names to what each changes (see ml help sweeps)"
-        )
+    if not isinstance(tree, dict):
+        raise UsageError(f"{shown}: {NEEDS_RUNS}")
     problems: list[str] = []
-    unknown = set(tree) - {"config", "runs"}
-    if unknown:
-        problems.append(
-            f"unknown top-level key(s) {', '.join(sorted(map(str, unknown)))} (use config: and runs:)"
-        )
-    settings = _settings(tree.get("config") or {}, problems)
+    vml_layout = any(_norm(key) == "runs" for key in tree)
+    blocks: dict[str, tuple[str, Any]] = {}  # "runs"/"config" -> (the key as written, its value)
+    flags: list[tuple[str, Any]] = []  # flexNN's flags before the first model
+    top: dict[str, Any] = {}  # flexNN's models
+    for raw, value in tree.items():
+        key = _norm(raw)
+        if key in ("runs", "config"):
+            if key in blocks:
+                problems.append(f"{raw}: given twice (as {blocks[key][0]} too); keep one")
+            blocks[key] = (str(raw), value)
+        elif key in FLEXNN_FLAGS:
+            flags.append((str(raw), value))
+        elif key in CONFIG_KEYS:
+            problems.append(f"{raw}: a setting goes under config:, e.g. config: {{{raw}: {value}}}")
+        elif vml_layout and (key == "tune" or not isinstance(value, (dict, type(None)))):
+            problems.append(f"{raw}: unknown top-level key (use config: and runs:)")
+        elif value is None or isinstance(value, dict):
+            top[str(raw)] = value
+        else:
+            problems.append(_unknown_flag(str(raw), value))
+    _refuse_a_mix(shown, blocks, flags, top)
+    config_raw, config = blocks.get("config", ("config", None))
+    if config is not None and not isinstance(config, dict):
+        problems.append(f"{config_raw} must be a mapping, e.g. {config_raw}: {{parallel: 2}}")
+    written = (
+        [(f"{config_raw}.{k}", str(k), v) for k, v in config.items()] if isinstance(config, dict) else []
+    )
+    settings = _settings(written + [(raw, raw, v) for raw, v in flags], problems, not vml_layout)
+    _, runs = blocks.get("runs", ("runs", top))
+    if not isinstance(runs, dict) or not runs:
+        if problems:  # a misspelt flag or model may be why no entry was found
+            _raise(shown, problems)
+        raise UsageError(f"{shown}: {NEEDS_RUNS}")
     entries = []
-    for name, body in tree["runs"].items():
+    for name, body in runs.items():
         entry = _entry(project, path, str(name), body, problems)
         if entry is not None:
             entries.append(entry)
-    only = settings.pop("only", None)
-    if only is not None:
-        named = {str(n) for n in tree["runs"]}
-        missing = [str(n) for n in only if str(n) not in named]
+    if "only" in settings:
+        where, chosen = settings.pop("only")
+        named = [str(n) for n in runs]
+        missing = [str(n) for n in chosen if str(n) not in named]
         if missing:
             problems.append(
-                f"config.only names no such run: {', '.join(missing)} (runs: {', '.join(sorted(named))})"
+                f"{where} names no such run: {', '.join(missing)} (runs: {', '.join(sorted(named))})"
             )
-        entries = [e for e in entries if e.name in {str(n) for n in only}]
+        by_name = {entry.name: entry for entry in entries}
+        if _norm(where.rsplit(".", 1)[-1]) == "model_run":  # flexNN trains them in Model_run's order
+            entries = [by_name[str(n)] for n in dict.fromkeys(chosen) if str(n) in by_name]
+        else:
+            entries = [entry for entry in entries if entry.name in {str(n) for n in chosen}]
     if problems:
-        listed = "\n".join(f"  {problem}" for problem in problems)
-        raise UsageError(f"{shown} has {len(problems)} problem(s); nothing was queued:\n{listed}")
+        _raise(shown, problems)
     return RunsFile(path, entries, settings)
 
 
-def _settings(config: Any, problems: list[str]) -> dict[str, Any]:
-    if not isinstance(config, dict):
-        problems.append("config must be a mapping, e.g. config: {parallel: 2}")
-        return {}
+def _norm(key: Any) -> str:
+    return normalize_key(str(key))
+
+
+def _raise(shown: str, problems: list[str]) -> None:
+    listed = "\n".join(f"  {problem}" for problem in problems)
+    raise UsageError(f"{shown} has {len(problems)} problem(s); nothing was queued:\n{listed}")
+
+
+def _refuse_a_mix(
+    shown: str, blocks: dict[str, tuple[str, Any]], flags: list[tuple[str, Any]], top: dict[str, Any]
+) -> None:
+    """One line for a file that is half vml's layout and half flexNN's: ``runs:`` with
+    top-level models or flags, or ``config:`` with top-level flags."""
+    if "runs" in blocks and (flags or top):
+        runs = blocks["runs"][0]
+        named = _some([raw for raw, _ in flags] + list(top))
+        raise UsageError(
+            f"{shown} mixes vml's {runs}: with flexNN's top-level {named}: put every entry under {runs}: "
+            f"and every setting under config: (or drop {runs}: and keep the entries at the top level)"
+        )
+    if "config" in blocks and flags:
+        config = blocks["config"][0]
+        raise UsageError(
+            f"{shown} mixes {config}: with flexNN's top-level {_some([raw for raw, _ in flags])}: "
+            f"move them into {config}: (or drop {config}: and keep its settings at the top level)"
+        )
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
+def _unknown_flag(raw: str, value: Any) -> str:
+    close = difflib.get_close_matches(_norm(raw), list(FLEXNN_FLAGS), n=1)
+    hint = f"did you mean {FLEXNN_NAMES[close[0]]}? " if close else ""
+    return (
+        f"{raw}: {value!r}: unknown flag ({hint}flags: {', '.join(FLEXNN_NAMES.values())}); "
+        f"a model's entry is a mapping, e.g. {raw}: {{learning-rate: 0.01}}"
+    )
+
+
+def _settings(written: list[tuple[str, str, Any]], problems: list[str], flexnn: bool) -> dict[str, Any]:
+    """Check settings given as (where, key as written, value), flexNN's flags as the
+    vml settings they stand for; messages name each as written. ``only`` comes back
+    as (where, names)."""
     settings: dict[str, Any] = {}
-    for raw_key, value in config.items():
-        key = normalize_key(str(raw_key))
+    seen: dict[str, str] = {}
+    for where, raw, value in written:
+        key = FLEXNN_FLAGS.get(_norm(raw), _norm(raw))
         kind = CONFIG_KEYS.get(key)
         if kind is None:
+            names = [*CONFIG_KEYS, *FLEXNN_FLAGS]
+            close = difflib.get_close_matches(_norm(raw), names, n=1)
+            hint = f"did you mean {FLEXNN_NAMES.get(close[0]) or display_key(close[0])}? " if close else ""
+            known = ", ".join(display_key(k) for k in CONFIG_KEYS)
+            if flexnn:
+                known += "; or flexNN's " + ", ".join(FLEXNN_NAMES.values())
+            problems.append(f"{where}: unknown setting ({hint}use {known})")
+            continue
+        if key in seen:
+            problems.append(f"{where}: sets what {seen[key]} sets; keep one")
+            continue
+        seen[key] = where
+        if key == "only" and isinstance(value, str) and _norm(raw) == "model_run":
+            value = [value]  # flexNN takes a lone model's name too
+        minimum = 0 if key == "gpus_per_run" else 1
+        if not isinstance(value, kind) or isinstance(value, bool):
             problems.append(
-                f"config.{raw_key}: unknown setting (use {', '.join(display_key(k) for k in CONFIG_KEYS)})"
+                f"{where}: {value!r} is not {'a list' if kind is list else 'an integer' if kind is int else 'text'}"
             )
-        elif not isinstance(value, kind) or isinstance(value, bool):
-            problems.append(
-                f"config.{raw_key}: {value!r} is not {'a list' if kind is list else 'an integer' if kind is int else 'text'}"
-            )
-        elif kind is int and value < (0 if key == "gpus_per_run" else 1):
-            problems.append(
-                f"config.{raw_key}: {value} is too small (at least {0 if key == 'gpus_per_run' else 1})"
-            )
+        elif kind is int and value < minimum:
+            problems.append(f"{where}: {value} is too small (at least {minimum})")
         elif key == "backend" and value not in BACKENDS:
-            problems.append(f"config.backend: {value!r} is not one of {', '.join(BACKENDS)}")
+            problems.append(f"{where}: {value!r} is not one of {', '.join(BACKENDS)}")
         else:
-            settings[key] = value
+            settings[key] = (where, value) if key == "only" else value
     return settings
 
 
@@ -153,7 +265,22 @@ def _entry(project: ProjectConfig, path: Path, name: str, body: Any, problems: l
         problems.append(f"{where}: give a mapping of what it changes, e.g. learning-rate: 0.01")
         return None
     body = _substitute(body, name)
-    template = body.pop("template", None)
+    templates = [key for key in body if _norm(key) == "template"]  # flexNN writes Template:
+    if len(templates) > 1:
+        problems.append(f"{where}: {' and '.join(map(str, templates))} both name its template; keep one")
+        return None
+    template = body.pop(templates[0]) if templates else None
+    thunder = [
+        str(k)
+        for k, v in body.items()
+        if _norm(k) in ("data_loader", "trainer") or (_norm(k) == "model" and isinstance(v, dict))
+    ]
+    if thunder:
+        problems.append(
+            f"{where}: {', '.join(thunder)}: ThunderTorch's single-model keys, which vml does not read "
+            "(give hyperparameters or vml's model/data/train settings, e.g. epochs: 3 for max_epochs)"
+        )
+        return None
     settings = {normalize_key(str(k)): v for k, v in body.items() if normalize_key(str(k)) in PROJECT_KEYS}
     hyper = {k: v for k, v in body.items() if normalize_key(str(k)) not in PROJECT_KEYS}
     config, tree = project, None
@@ -171,7 +298,12 @@ def _entry(project: ProjectConfig, path: Path, name: str, body: Any, problems: l
 
 
 def _own_project(
-    project: ProjectConfig, path: Path, template: Any, settings: dict[str, Any], where: str, problems: list[str]
+    project: ProjectConfig,
+    path: Path,
+    template: Any,
+    settings: dict[str, Any],
+    where: str,
+    problems: list[str],
 ) -> tuple[dict[str, Any] | None, ProjectConfig | None]:
     """The entry's project file (template or vergeml.yaml, with its settings) as a
     tree, and the checked config it makes."""
@@ -216,8 +348,8 @@ def _checked(
 
 
 def _substitute(value: Any, name: str) -> Any:
-    if isinstance(value, str):
-        return value.replace("<name>", name)
+    if isinstance(value, str):  # flexNN's spelling is <model_name>
+        return value.replace("<name>", name).replace("<model_name>", name)
     if isinstance(value, dict):
         return {k: _substitute(v, name) for k, v in value.items()}
     if isinstance(value, list):
