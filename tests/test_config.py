@@ -143,3 +143,89 @@ def test_camel_and_hyphen_duplicates_in_file_are_an_error(project: Path) -> None
     set_train_section(project, "batchSize: 16", "batch-size: 32")
     with pytest.raises(UsageError, match="duplicate key 'batch-size'"):
         api.Project(project).resolve()
+
+
+# ---- per-command sections (VergeML's list: and predict:) and cache modes ---------------
+
+
+def load_with(project: Path, text: str):
+    """The project's config with ``text`` (YAML) added to its vergeml.yaml."""
+    spec = project / "vergeml.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8") + text, encoding="utf-8")
+    return api.Project(project).config
+
+
+def test_list_and_predict_sections_in_vergeml_spelling(project: Path) -> None:
+    config = load_with(
+        project,
+        "list:\n  sort: test-acc\n  order: desc\n  columns: AI, test-acc, learning-rate\n  output: csv\n"
+        "predict:\n  labels: 2\n  compact: true\n  resize: aspect-fill\n",
+    )
+    assert config.list_sort == "-test_acc"  # --sort's form: descending
+    assert config.list_columns == ("instance", "test_acc", "learning_rate")
+    assert config.list_format == "csv"
+    assert (config.predict_top, config.predict_compact, config.predict_resize) == (2, True, "aspect-fill")
+    assert config.predict_format is None
+
+
+def test_list_and_predict_sections_in_vml_spelling(project: Path) -> None:
+    config = load_with(
+        project,
+        "list:\n  sort: test_loss\n  format: md\n  columns: [instance, created-at]\n"
+        "predict:\n  top: 5\n  format: json\n",
+    )
+    assert (config.list_sort, config.list_format) == ("test_loss", "md")
+    assert config.list_columns == ("instance", "training_start")  # VergeML's created-at
+    assert (config.predict_top, config.predict_format, config.predict_compact) == (5, "json", None)
+
+
+@pytest.mark.parametrize(("order", "sort"), [("asc", "training_start"), ("desc", "-training_start")])
+def test_list_order_alone_sorts_by_the_start_time(project: Path, order: str, sort: str) -> None:
+    assert load_with(project, f"list:\n  order: {order}\n").list_sort == sort
+
+
+def test_without_sections_the_commands_keep_their_own_defaults(project: Path) -> None:
+    config = api.Project(project).config
+    assert (config.list_columns, config.list_sort, config.list_format) == (None, None, None)
+    assert (config.predict_top, config.predict_format, config.predict_compact, config.predict_resize) == (
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        ("list:\n  sort: test-acc, val-acc\n", ["vml sorts by one column"]),
+        ("list:\n  order: up\n", ["invalid list.order 'up'", "asc or desc"]),
+        ("list:\n  sort: -test_acc\n  order: asc\n", ["contradicts"]),
+        ("list:\n  sortt: test_acc\n", ["unknown key 'list.sortt'", "did you mean sort"]),
+        ("list:\n  output: xml\n", ["invalid list.output 'xml'", "md"]),
+        ("list:\n  columns: 3\n", ["list.columns must be a list"]),
+        ("predict:\n  labels: 0\n", ["invalid predict.labels 0", "≥ 1"]),
+        ("predict:\n  labels: 2\n  top: 3\n", ["one setting"]),
+        ("predict:\n  resize: stretch\n", ["'stretch'", "aspect-fit"]),
+        ("predict:\n  compact: maybe\n", ["true or false"]),
+    ],
+)
+def test_bad_command_sections_point_at_the_line(project: Path, text: str, needles: list[str]) -> None:
+    with pytest.raises(UsageError) as caught:
+        load_with(project, text)
+    message = caught.value.message
+    assert re.search(r"vergeml\.yaml:2[2-5]:\d+: ", message), message
+    for needle in needles:
+        assert needle in message, message
+
+
+@pytest.mark.parametrize("mode", ["auto", "disk", "mem", "none", "mem-in", "disk-in", "Disk-In"])
+def test_every_cache_mode_is_accepted(project: Path, mode: str) -> None:
+    set_top_level(project, "  cache", f"  cache: {mode}")
+    assert api.Project(project).config.data.cache == mode.lower()
+
+
+def test_an_unknown_cache_mode_lists_them(project: Path) -> None:
+    set_top_level(project, "  cache", "  cache: memory-in")
+    with pytest.raises(UsageError, match=r"unknown cache mode 'memory-in' \(use one of: .*mem-in, disk-in\)"):
+        _ = api.Project(project).config

@@ -16,19 +16,25 @@ from data_factories import (
     NAMES,
     cache_entries,
     csv_project,
+    digit_png,
     digit_rows,
     digits,
     image_project,
     named_digits_project,
     npz_project,
     prepare,
+    set_preprocess,
+    update_spec,
     write_csv,
     write_images,
+    write_spec,
 )
 from PIL import Image
 from test_bad_input import assert_nothing_recorded, assert_usage_error
 
 from vml import api
+from vml.data.cache import CacheStore
+from vml.errors import UsageError
 
 
 def train(root: Path, *args: str, name: str):
@@ -63,6 +69,165 @@ def test_image_folders_train_end_to_end_with_folder_names_as_classes(tmp_path: P
     assert data.input_shape == (1, 8, 8)
     # Pixels arrive in [0, 1], grey as one channel.
     assert 0.0 <= data.x("train").min() and data.x("train").max() <= 1.0
+
+
+# ---- labels.txt and classes.json (VergeML's label list) --------------------------------
+
+# labels.txt in an order that is neither numeric nor alphabetical: the outputs follow it.
+LIST_ORDER = ("nine", "eight", "seven", "six", "five", "four", "three", "two", "one", "zero")
+
+
+def label_list_project(
+    root: Path, per_class: int = 10, split: Callable[[int, int], str] | None = None
+) -> Path:
+    """Digits as flat PNGs in ``samples/img/`` (no class folders), labelled by
+    ``classes.json``; ``split(i, k)`` gives image ``i`` (the ``k``-th of its class) a
+    fixed split or ``""``."""
+    _, x, y = digits(per_class)
+    files, fixed, seen = {}, {}, {}
+    for i, label in enumerate(y):
+        k = seen[label] = seen.get(label, -1) + 1
+        digit_png(x[i], root / "samples" / "img" / f"{i}.png")
+        files[f"img/{i}.png"] = [NAMES[label]]
+        if split and split(i, k):
+            fixed[f"img/{i}.png"] = split(i, k)
+    (root / "samples" / "labels.txt").write_text("\n".join(LIST_ORDER) + "\n")
+    write_classes(root, {"files": files, "split": fixed})
+    data = {"input": {"type": "labeled-image"}, "cache": "none"}
+    return write_spec(root, {"model": "cnn", "samples-dir": "samples", "data": data})
+
+
+def write_classes(root: Path, spec: dict) -> None:
+    (root / "samples" / "classes.json").write_text(json.dumps(spec))
+
+
+def pixels_of(data, split: str) -> set[bytes]:
+    return set(map(bytes, (data.x(split).reshape(len(data.y(split)), -1) * 255).round().astype(np.uint8)))
+
+
+def test_label_list_gives_the_labels_their_order_and_the_fixed_split(tmp_path: Path) -> None:
+    # Per class: the first 2 images are test, the next 3 val, the next 1 train by name.
+    fixed = {0: "test", 1: "test", 2: "val", 3: "val", 4: "val", 5: "train"}
+    root = label_list_project(tmp_path / "listed", split=lambda i, k: fixed.get(k, ""))
+    _, x, y = digits(10)
+    rank = np.array([(y[:i] == y[i]).sum() for i in range(len(y))])  # each image's place in its class
+
+    data = prepare(root)
+
+    assert data.classes == LIST_ORDER  # labels.txt's order, not sorted
+    # The map fixes val and test for those files; the random split is off for both.
+    assert sizes(data) == {"train": 50, "val": 30, "test": 20}
+    for split, ranks in (("test", {0, 1}), ("val", {2, 3, 4}), ("train", {5, 6, 7, 8, 9})):
+        chosen = np.isin(rank, list(ranks))
+        expected = set(map(bytes, (x[chosen] * 255 // 16).astype(np.uint8)))
+        assert pixels_of(data, split) == expected, split
+        # Each label is the position of its name in labels.txt.
+        assert sorted(data.y(split).tolist()) == sorted(LIST_ORDER.index(NAMES[d]) for d in y[chosen])
+
+
+def test_a_split_the_list_does_not_fix_is_drawn_from_the_other_files(tmp_path: Path) -> None:
+    root = label_list_project(tmp_path / "only-test", split=lambda i, k: "test" if k < 2 else "")
+    lines: list[str] = []
+
+    data = prepare(root, lines)
+
+    # 20 fixed test images; val takes 10% of the 80 files the map leaves free.
+    assert sizes(data) == {"train": 72, "val": 8, "test": 20}
+    assert any("classes.json fixes the test split only" in line and "val-split: 0" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("change", "needles"),
+    [
+        (lambda spec: spec["files"].pop("img/0.png"), []),  # a good list, for contrast
+        (lambda spec: spec["files"].update({"img/gone.png": ["one"]}), ["'img/gone.png'", "does not exist"]),
+        (lambda spec: spec["files"].update({"img/0.png": ["ten"]}), ["'ten'", "not in labels.txt"]),
+        (lambda spec: spec["files"].update({"img/0.png": ["one", "two"]}), ["2 labels", "keep one"]),
+        (lambda spec: spec["split"].update({"img/0.png": "holdout"}), ["'holdout'", "train, val or test"]),
+        (lambda spec: spec["split"].update({"img/999.png": "val"}), ["'img/999.png'", "does not list"]),
+        (lambda spec: spec.pop("files"), ['"files" mapping']),
+    ],
+    ids=["good", "missing-file", "unknown-label", "two-labels", "bad-split", "split-of-unlisted", "no-files"],
+)
+def test_bad_label_lists_are_named(tmp_path: Path, change, needles: list[str]) -> None:
+    root = label_list_project(tmp_path / "p", per_class=2)
+    spec = json.loads((root / "samples" / "classes.json").read_text())
+    change(spec)
+    write_classes(root, spec)
+    if not needles:
+        assert sum(sizes(prepare(root)).values()) == 19
+        return
+    with pytest.raises(UsageError) as caught:
+        prepare(root)
+    assert "samples/classes.json" in caught.value.message
+    for needle in needles:
+        assert needle in caught.value.message
+
+
+def test_a_bad_label_list_is_one_error_line_and_nothing_recorded(tmp_path: Path, ml) -> None:
+    root = label_list_project(tmp_path / "p", per_class=2)
+    spec = json.loads((root / "samples" / "classes.json").read_text())
+    spec["files"]["img/gone.png"] = ["one"]
+    write_classes(root, spec)
+
+    result = ml("train", "--epochs=1", cwd=root)
+
+    assert_usage_error(result, "samples/classes.json", "'img/gone.png'", "remove it from classes.json")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert_nothing_recorded(root)
+    (root / "samples" / "labels.txt").unlink()
+    assert_usage_error(ml("train", "--epochs=1", cwd=root), "needs samples/labels.txt", "one a line")
+
+
+# ---- cache modes that keep only the input (VergeML's mem-in and disk-in) ---------------
+
+
+def test_disk_in_caches_the_decoded_input_and_preprocesses_it_each_time(tmp_path: Path) -> None:
+    root = image_project(tmp_path / "p", per_class=10)
+    update_spec(root, lambda spec: spec["data"].update(cache="disk-in"))
+    lines: list[str] = []
+
+    first = prepare(root, lines)
+
+    (entry,) = cache_entries(root)  # the decoded input, no prepared splits
+    assert lines == [
+        f"data: decoded samples -> .cache/{entry} (the input only)",
+        "data: prepared samples (80 train, 10 val, 10 test); only the decoded input is cached (disk-in)",
+    ]
+    assert CacheStore(root / ".cache").entries()[0].source == "samples (input)"
+    # A new pipeline reuses the decoded input.
+    set_preprocess(root, [{"op": "standardize"}])
+    lines.clear()
+    second = prepare(root, lines)
+    assert lines[0] == f"data: reusing decoded input .cache/{entry} (samples unchanged)"
+    assert cache_entries(root) == [entry]
+    assert second.fingerprint != first.fingerprint and not second.reused
+    assert abs(float(second.x("train").mean())) < 1e-4  # standardised this time
+    # The same data as reading the images with the cache off.
+    update_spec(root, lambda spec: spec["data"].update(cache="none"))
+    plain = prepare(root)
+    for name in ("x_train", "y_train", "x_test", "y_val"):
+        np.testing.assert_array_equal(plain.arrays[name], second.arrays[name])
+
+
+def test_mem_in_keeps_the_decoded_input_in_memory_and_writes_nothing(tmp_path: Path) -> None:
+    root = image_project(tmp_path / "p", per_class=10)
+    update_spec(root, lambda spec: spec["data"].update(cache="mem-in"))
+    lines: list[str] = []
+
+    first = prepare(root, lines)
+    set_preprocess(root, [{"op": "flip-horizontal", "probability": 1.0}])
+    second = prepare(root, lines)
+
+    assert lines[1:] == [
+        "data: reusing decoded input in memory (samples unchanged)",
+        "data: prepared samples (80 train, 10 val, 10 test); only the decoded input is cached (mem-in)",
+    ]
+    assert not (root / ".cache").exists()
+    # The flip changed the prepared copy, not the kept input.
+    np.testing.assert_array_equal(second.x("train"), first.x("train")[:, :, :, ::-1])
+    set_preprocess(root, [])
+    np.testing.assert_array_equal(prepare(root).x("train"), first.x("train"))
 
 
 # ---- npz -------------------------------------------------------------------------------

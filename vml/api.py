@@ -64,6 +64,22 @@ def templates() -> list[Template]:
     return sorted(found, key=lambda t: t.name)
 
 
+def template_for_model(model: str) -> str:
+    """The template whose vergeml.yaml trains ``model`` (VergeML's ``ml --model=cnn new
+    NAME``): the default template if it does, else the first by name."""
+    import yaml
+
+    models = {
+        t.name: str((yaml.safe_load(t.files.joinpath(PROJECT_FILE).read_text(encoding="utf-8")) or {}).get("model"))
+        for t in templates()
+    }
+    found = [name for name, trains in models.items() if trains.lower() == model.lower()]
+    if not found:
+        listed = ", ".join(f"{name} (model {trains})" for name, trains in models.items())
+        raise UsageError(f"no template trains model {model!r} (templates: {listed}; ml new NAME --template NAME)")
+    return DEFAULT_TEMPLATE if DEFAULT_TEMPLATE in found else found[0]
+
+
 def create_project(path: Path | str, template: str = DEFAULT_TEMPLATE) -> Path:
     """Copy ``template`` into ``path``, which must not exist or be empty."""
     target = Path(path)
@@ -75,7 +91,22 @@ def create_project(path: Path | str, template: str = DEFAULT_TEMPLATE) -> Path:
         raise UsageError(f"{target} already exists and is not empty (pick a new directory name)")
     target.mkdir(parents=True, exist_ok=True)
     _copy_tree(chosen.files, target)
+    generate = _GENERATED.get(chosen.name)
+    if generate is not None:
+        generate(target)
     return target
+
+
+def _digit_images(target: Path) -> None:
+    from vml.data.digit_images import write_digit_images
+
+    digits = resources.files("vml.templates") / DEFAULT_TEMPLATE / "data" / "digits.csv"
+    write_digit_images(digits, target / "data")
+
+
+# Templates whose data is written when the project is made instead of shipped: the
+# images template's 1797 PNGs come from the default template's digits.csv.
+_GENERATED: dict[str, Callable[[Path], None]] = {"images": _digit_images}
 
 
 def _copy_tree(source: Traversable, target: Path) -> None:
@@ -93,11 +124,12 @@ def _copy_tree(source: Traversable, target: Path) -> None:
 class Project:
     """A project directory: its ``vergeml.yaml``, data and ``trainings/``.
 
-    ``Project()`` finds the project at or above the current directory;
-    ``Project(path)`` opens the one at ``path`` (or above it).
+    ``Project()`` finds the project at or above the current directory (or
+    ``VML_PROJECT_DIR``, set by ``ml --project-dir``); ``Project(path)`` opens the one
+    at ``path`` (or above it).
     """
 
-    def __init__(self, path: Path | str = ".") -> None:
+    def __init__(self, path: Path | str | None = None) -> None:
         self.root = find_project_root(path)
         self._config: ProjectConfig | None = None
 

@@ -18,10 +18,21 @@ import yaml
 from vml.errors import UsageError, did_you_mean
 from vml.models import ModelSpec, get_model
 from vml.params import REGRESSION_LOSSES, SWITCHES, TRAINING_PARAMS, HyperParam, display_key, normalize_key
-from vml.paths import CACHE_DIR, CONFIG_FILE, PROJECT_FILE, RUN_PROJECT_FILE, db_path, run_dir, trainings_dir
+from vml.paths import (
+    CONFIG_FILE,
+    PROJECT_DIR_VARIABLE,
+    PROJECT_FILE,
+    RUN_PROJECT_FILE,
+    cache_dir,
+    db_path,
+    project_file,
+    run_dir,
+    trainings_dir,
+)
 
 INPUT_TYPES = ("csv", "npz", "labeled-image")
-CACHE_MODES = ("auto", "disk", "mem", "none")
+# `mem-in` and `disk-in` (VergeML's) keep only the decoded input; see vml.data.prepare.
+CACHE_MODES = ("auto", "disk", "mem", "none", "mem-in", "disk-in")
 MISSING_MODES = ("error", "drop", "mean")
 IMAGE_PATTERNS = tuple(
     f"**/*.{ext}"
@@ -53,7 +64,9 @@ SCHEMA: dict[str, Any] = {
         "preprocess": None,
     },
     "train": None,
-    "list": {"columns": None},
+    # Per-command sections (VergeML's): defaults for that command's options.
+    "list": {"columns": None, "sort": None, "order": None, "output": None, "format": None},
+    "predict": {"labels": None, "top": None, "resize": None, "compact": None, "format": None},
 }
 
 # Top-level keys that also act as hyperparameters (the `train:` section overrides them).
@@ -143,6 +156,14 @@ class ProjectConfig:
     data: DataConfig
     file_hyperparameters: dict[str, Located]
     list_columns: tuple[str, ...] | None
+    # The `list:` and `predict:` sections: defaults for those commands, which their
+    # command-line options override. None: not set.
+    list_sort: str | None = None  # in --sort's form: "test_acc", or "-test_acc" descending
+    list_format: str | None = None  # table, json, csv or md
+    predict_top: int | None = None  # labels shown per input
+    predict_format: str | None = None  # table, json or csv
+    predict_compact: bool | None = None  # one line an input: the input and its top label
+    predict_resize: str | None = None  # VergeML's resize mode: fill, aspect-fill, aspect-fit
 
     @property
     def trainings_dir(self) -> Path:
@@ -154,18 +175,20 @@ class ProjectConfig:
 
     @property
     def cache_dir(self) -> Path:
-        return self.root / CACHE_DIR
+        return cache_dir(self.root)
 
     def declared_hyperparameters(self) -> tuple[HyperParam, ...]:
         """The training loop's knobs followed by the model's own."""
         return TRAINING_PARAMS + self.model.hyperparameters
 
 
-def find_project_root(start: Path | str = ".") -> Path:
-    """The nearest directory at or above ``start`` holding a ``vergeml.yaml``."""
-    start = Path(start).resolve()
+def find_project_root(start: Path | str | None = None) -> Path:
+    """The nearest directory at or above ``start`` holding a ``vergeml.yaml`` (or the
+    one ``ml --file`` names); ``start`` defaults to ``ml --project-dir``'s, else the
+    current directory."""
+    start = Path((os.environ.get(PROJECT_DIR_VARIABLE) or ".") if start is None else start).resolve()
     for directory in (start, *start.parents):
-        if (directory / PROJECT_FILE).is_file():
+        if project_file(directory).is_file():
             return directory
     raise UsageError(
         f"no {PROJECT_FILE} in {start} or any parent directory "
@@ -187,11 +210,53 @@ def load_project(root: Path | str, file: Path | None = None) -> ProjectConfig:
     """Read and check ``root/vergeml.yaml`` (or ``file``: a project file with paths
     relative to ``root``, as a runs-file entry's)."""
     root = Path(root).resolve()
-    file = file or root / PROJECT_FILE
+    file = file or project_file(root)
     if not file.is_file():
         raise UsageError(f"no {PROJECT_FILE} in {root} (create a project with: ml new NAME)")
     tree, marks = _read_yaml(file)
-    return _project_from_tree(root, file, tree, marks)
+    return _project_from_tree(root, file, *_with_given_settings(root, tree, marks))
+
+
+# VergeML's global options that set project settings (ml --samples-dir=DIR train): they
+# win over the project file and reach every process of the command (workers,
+# schedulers) as these environment variables.
+SETTING_VARIABLES = {
+    "model": "VML_MODEL",
+    "samples_dir": "VML_SAMPLES_DIR",
+    "val_split": "VML_VAL_SPLIT",
+    "test_split": "VML_TEST_SPLIT",
+    "cache": "VML_CACHE",
+}
+
+
+def _with_given_settings(
+    root: Path, tree: dict[str, Any], marks: dict[tuple, yaml.Mark]
+) -> tuple[dict[str, Any], dict[tuple, yaml.Mark]]:
+    """``tree`` with the settings given on the command line in place of the file's,
+    each checked first, so that a bad one is named by its flag."""
+    given = {key: os.environ[var] for key, var in SETTING_VARIABLES.items() if os.environ.get(var)}
+    if not given:
+        return tree, marks
+    for key, value in given.items():
+        flag = f"--{display_key(key)}"
+        where = _Locator(Path(flag), {})
+        if key == "model":
+            _model(root, {key: value}, where)
+        elif key == "samples_dir":
+            _inside(root, value, (key,), "samples-dir", where)
+        elif key == "cache" and value.lower() not in CACHE_MODES:
+            raise UsageError(f"unknown {flag} {value!r} (use one of: {', '.join(CACHE_MODES)})")
+        elif key.endswith("_split"):
+            _split(root, {key: value}, key, where)
+    tree = dict(tree)
+    cache = given.pop("cache", None)
+    if cache is not None and isinstance(tree.get("data") or {}, dict):  # else the file's error stands
+        tree["data"] = {**(tree.get("data") or {}), "cache": cache}
+        marks = {path: mark for path, mark in marks.items() if path[:2] != ("data", "cache")}
+    tree.update(given)
+    # A problem the merged settings still have must not point at the file's old value.
+    marks = {path: mark for path, mark in marks.items() if path[:1] not in {(k,) for k in given}}
+    return tree, marks
 
 
 # What a run's config.yaml says beyond its project settings.
@@ -220,17 +285,104 @@ def _project_from_tree(
     model = _model(root, tree, where)
     data = _data_config(root, tree, where)
     hyper = _file_hyperparameters(tree, marks, model, where)
-    columns = tree.get("list", {}).get("columns")
-    if columns is not None and not (isinstance(columns, list) and all(isinstance(c, str) for c in columns)):
-        where.fail(("list", "columns"), "list.columns must be a list of column names")
     return ProjectConfig(
         root=root,
         file=file,
         model=model,
         data=data,
         file_hyperparameters=hyper,
-        list_columns=tuple(normalize_key(c) for c in columns) if columns else None,
+        **_list_section(tree.get("list") or {}, where),
+        **_predict_section(tree.get("predict") or {}, where),
     )
+
+
+LIST_OUTPUTS = ("table", "json", "csv", "md")
+PREDICT_OUTPUTS = ("table", "json", "csv")
+PREDICT_RESIZE_MODES = ("fill", "aspect-fill", "aspect-fit")
+# VergeML's names for columns vml calls otherwise.
+COLUMN_ALIASES = {"ai": "instance", "created_at": "training_start"}
+
+
+def _column_names(value: Any) -> list[str] | None:
+    """A list of names, or one string of comma-separated names (VergeML's form)."""
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    if isinstance(value, list) and all(isinstance(c, str) for c in value):
+        return [COLUMN_ALIASES.get(normalize_key(c.strip()), normalize_key(c.strip())) for c in value]
+    return None
+
+
+def _list_section(section: dict[str, Any], where: _Locator) -> dict[str, Any]:
+    """``list:``: ``columns``, ``sort`` and ``order`` (VergeML's), ``output`` or ``format``."""
+    at = ("list",)
+    columns = _column_names(section.get("columns"))
+    if "columns" in section and columns is None:
+        where.fail((*at, "columns"), "list.columns must be a list of column names, e.g. [instance, test_acc]")
+    order = section.get("order")
+    if order is not None and str(order).lower() not in ("asc", "desc"):
+        where.fail((*at, "order"), f"invalid list.order {order!r} (use asc or desc)")
+    sort = None
+    if section.get("sort") is not None or order is not None:
+        # VergeML's default column; --sort's forms (-KEY, KEY:desc) work too.
+        raw = str(section.get("sort", "training_start")).strip()
+        bare = raw.lstrip("-").removesuffix(":desc").removesuffix(":asc")
+        descending = raw.startswith("-") or raw.endswith(":desc")
+        keys = _column_names(bare) or []
+        if len(keys) != 1:
+            where.fail(
+                (*at, "sort"), f"list.sort {raw!r}: vml sorts by one column (keep one, e.g. sort: test_acc)"
+            )
+        if order is not None:
+            wanted = str(order).lower() == "desc"
+            if bare != raw and wanted != descending:
+                where.fail(
+                    (*at, "order"), f"list.order {order} contradicts list.sort {raw!r} (keep one direction)"
+                )
+            descending = wanted
+        sort = f"-{keys[0]}" if descending else keys[0]
+    return {
+        "list_columns": tuple(columns) if columns else None,
+        "list_sort": sort,
+        "list_format": _output(section, at, LIST_OUTPUTS, where),
+    }
+
+
+def _predict_section(section: dict[str, Any], where: _Locator) -> dict[str, Any]:
+    """``predict:``: ``labels`` (VergeML's) or ``top``, ``compact``, ``resize``, ``format``."""
+    at = ("predict",)
+    if "labels" in section and "top" in section:
+        where.fail((*at, "top"), "predict.labels and predict.top are one setting (keep one)")
+    key = "labels" if "labels" in section else "top"
+    top = section.get(key)
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+        where.fail((*at, key), f"invalid predict.{key} {top!r} (use a whole number of labels ≥ 1, e.g. 3)")
+    compact = section.get("compact")
+    if compact is not None and not isinstance(compact, bool):
+        where.fail((*at, "compact"), f"invalid predict.compact {compact!r} (use true or false)")
+    resize = section.get("resize")
+    if resize is not None and str(resize).lower() not in PREDICT_RESIZE_MODES:
+        where.fail(
+            (*at, "resize"),
+            f"invalid predict.resize {resize!r} (use one of: {', '.join(PREDICT_RESIZE_MODES)})",
+        )
+    return {
+        "predict_top": top,
+        "predict_format": _output(section, at, PREDICT_OUTPUTS, where),
+        "predict_compact": compact,
+        "predict_resize": str(resize).lower() if resize is not None else None,
+    }
+
+
+def _output(section: dict[str, Any], at: tuple, allowed: tuple[str, ...], where: _Locator) -> str | None:
+    """``format`` (vml's) or ``output`` (VergeML's): the command's output format."""
+    name = at[0]
+    if "output" in section and "format" in section:
+        where.fail((*at, "format"), f"{name}.output and {name}.format are one setting (keep one)")
+    key = "output" if "output" in section else "format"
+    value = section.get(key)
+    if value is not None and str(value).lower() not in allowed:
+        where.fail((*at, key), f"invalid {name}.{key} {value!r} (use one of: {', '.join(allowed)})")
+    return str(value).lower() if value is not None else None
 
 
 def parse_cli_overrides(args: Iterable[str]) -> dict[str, tuple[str, str]]:

@@ -18,10 +18,17 @@
           repro.patch         REPRO_PATCH: the uncommitted changes to tracked files
           worker.txt          WORKER_OUTPUT: what a worker process printed
           vergeml.yaml        RUN_PROJECT_FILE: a runs-file entry's own settings
+
+VergeML's global options ``ml --file=F --project-dir=D --trainings-dir=T --cache-dir=C``
+move these (see ``vml.cli.vergeml_args``). They reach every process of the command
+(workers, schedulers) as environment variables, read here on each call: an absolute
+``VML_PROJECT_FILE``, ``VML_PROJECT_DIR``, and ``VML_TRAININGS_DIR`` / ``VML_CACHE_DIR``,
+relative to the project or absolute.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PROJECT_FILE = "vergeml.yaml"
@@ -40,10 +47,26 @@ REPRO_PATCH = "repro.patch"
 WORKER_OUTPUT = "worker.txt"
 RUN_PROJECT_FILE = PROJECT_FILE
 
+PROJECT_FILE_VARIABLE = "VML_PROJECT_FILE"
+PROJECT_DIR_VARIABLE = "VML_PROJECT_DIR"
+TRAININGS_DIR_VARIABLE = "VML_TRAININGS_DIR"
+CACHE_DIR_VARIABLE = "VML_CACHE_DIR"
+
+
+def project_file(root: Path) -> Path:
+    """The project file: ``root/vergeml.yaml``, or the one ``ml --file`` names."""
+    given = os.environ.get(PROJECT_FILE_VARIABLE)
+    return Path(given).resolve() if given else Path(root) / PROJECT_FILE
+
 
 def trainings_dir(root: Path) -> Path:
-    """``root/trainings``: the runs' folders and the store."""
-    return Path(root) / TRAININGS_DIR
+    """``root/trainings`` (or ``ml --trainings-dir``'s): the runs' folders and the store."""
+    return Path(root) / (os.environ.get(TRAININGS_DIR_VARIABLE) or TRAININGS_DIR)
+
+
+def cache_dir(root: Path) -> Path:
+    """``root/.cache`` (or ``ml --cache-dir``'s): the prepared data."""
+    return Path(root) / (os.environ.get(CACHE_DIR_VARIABLE) or CACHE_DIR)
 
 
 def db_path(root: Path) -> Path:

@@ -26,13 +26,17 @@ from vml.cli import (
     sweep,
     train,
     tune,
+    vergeml_args,
 )
 from vml.cli import help as help_cmd
 from vml.errors import ExitCode, VmlError
 
 app = typer.Typer(
     name="ml",
-    help="vml: train PyTorch models from the terminal and keep track of every run.",
+    help="vml: train PyTorch models from the terminal and keep track of every run.\n\n"
+    "VergeML's global options work before the command (or, spelled long, after it): "
+    "--file/-f, --model/-m, --project-dir, --samples-dir, --trainings-dir, --cache-dir, "
+    "--val-split, --test-split, --cache, --random-seed, --device; so does ml @NAME COMMAND.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -104,10 +108,14 @@ def main(argv: list[str] | None = None) -> None:
     if "--debug" in argv:  # accepted anywhere, also after the command
         argv.remove("--debug")
         _debug = True
-    if argv and argv[0] in plot.ALIASES:  # VergeML's ml plot:roc RUN
-        argv = ["plot", plot.ALIASES[argv[0]], *argv[1:]]
     try:
-        app(args=argv, prog_name="ml")
+        # VergeML's forms (ml --samples-dir=DIR @NAME predict FILE, ml list acc -gt 0.8):
+        # the settings they give are in the environment while the command runs.
+        translated = vergeml_args.translate(argv)
+        for note in translated.notes:
+            print(f"ml: note: {note}", file=sys.stderr)
+        with vergeml_args.environment(translated.env):
+            app(args=translated.argv, prog_name="ml")
     except VmlError as exc:
         if _debug or os.environ.get("VML_DEBUG"):
             traceback.print_exc()

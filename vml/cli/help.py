@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import typer
 
 from vml import help as topics
 from vml.cli.render import print_markdown
 from vml.errors import UsageError
+from vml.names import generate_name
 
 
 def help_topic(
@@ -20,7 +23,9 @@ def help_topic(
         return
     query = " ".join(topic)
     key = topics.lookup_key(query)
-    if key == "train":
+    if key == "random robot":  # VergeML's easter egg
+        print(random_robot())
+    elif key == "train":
         print_markdown(_train_page())
     elif key == "glossary":
         print_markdown(topics.glossary_page())
@@ -46,3 +51,31 @@ def _train_page() -> str:
         return topics.train_page(get_model("mlp"), {})
     config = project.config
     return topics.train_page(config.model, {k: v.value for k, v in config.file_hyperparameters.items()})
+
+
+# A robot is stacked from one of each part, every part six columns wide.
+_ANTENNAS = ("  \\/  ", "  ||  ", "  oo  ", " _||_ ", "  ^^  ", "  ..  ", "")
+_HEADS = ("[o  o]", "(O  O)", "{^  ^}", "|@  @|", "<-  ->", "[*  *]", "(.  .)", "[=  =]")
+_BODIES = ("/|[]|\\", "-|==|-", "o|##|o", "=|::|=", "d|<>|b", "~|$$|~")
+_FEET = (" d  b ", " |  | ", " o  o ", " L  J ", " /  \\ ", " ^  ^ ")
+_SAYINGS = (
+    "{name} says: 'hello, human!'",
+    "{name} is ready to descend some gradients.",
+    "{name} would like a bigger batch size, please.",
+    "{name} promises never to overfit. Much.",
+    "{name} has been assembled and waits for its first epoch.",
+    "let's give a warm welcome to {name}!",
+    "{name} dreams of a validation accuracy of 1.0.",
+    "{name} was told there would be GPUs.",
+    "{name} thinks your learning rate looks lovely today.",
+    "{name} will remember every sample. Well, most of them.",
+)
+
+
+def random_robot(rng: random.Random | None = None) -> str:
+    """VergeML's ``ml help random robot``: a robot with a run-style name and a line it says."""
+    rng = rng or random.Random()
+    name = "@" + generate_name(rng=rng)
+    parts = [rng.choice(_ANTENNAS), rng.choice(_HEADS), rng.choice(_BODIES), rng.choice(_FEET)]
+    parts[-1] += "     - " + rng.choice(_SAYINGS).format(name=name)
+    return "\n" + "\n".join(("  " + part).rstrip() for part in parts if part) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -10,18 +11,36 @@ import typer
 from vml import api
 from vml.cli import render
 from vml.cli.options import LIST_FORMATS, check_format, format_option
-from vml.errors import NotFoundError
+from vml.errors import NotFoundError, UsageError
 from vml.params import normalize_key
 from vml.views import cell, changed_hyperparameters, check_column, run_value
 
 PAGE_SIZE = 50
+# VergeML's ml list filters (vergeml/commands/ls.py): COLUMN -OP VALUE; -neq, -gte and
+# -lte are its spellings of -ne, -ge and -le.
+_FILTER = re.compile(r"(\S+)\s+(-eq|-ne|-neq|-gt|-ge|-gte|-lt|-le|-lte)\s+(\S.*)")
+_VERGEML_OPERATORS = {"-neq": "-ne", "-gte": "-ge", "-lte": "-le"}
+_VERGEML_STATUS = {"canceled": "cancelled"}  # VergeML's CANCELED
 
 
 def list_runs(
+    filters: list[str] | None = typer.Argument(
+        None,
+        metavar="[COLUMN -OP VALUE]...",
+        help="VergeML's filters, e.g. test-acc -gt 0.8 or status -eq running "
+        "(-eq -ne -gt -ge -lt -le; all must hold): the same as --where.",
+    ),
     sort: str | None = typer.Option(
         None, "--sort", "-s", help="Sort by a column or hyperparameter; KEY:desc or -KEY for descending."
     ),
     fmt: str = format_option(LIST_FORMATS),
+    output: str | None = typer.Option(None, "--output", help="VergeML's name for --format."),
+    order: str | None = typer.Option(
+        None,
+        "--order",
+        "-o",
+        help="asc or desc: the direction of --sort (VergeML's; vml's: --sort KEY:desc).",
+    ),
     status: list[str] = typer.Option([], "--status", help="Only runs in this state (repeatable)."),
     where: list[str] = typer.Option(
         [],
@@ -48,7 +67,14 @@ def list_runs(
     ),
 ) -> None:
     """List the project's runs, newest first."""
+    if output is not None:
+        if fmt not in ("table", output):
+            raise UsageError(f"--format {fmt} and --output {output} disagree (give one of them)")
+        fmt = output
     check_format(fmt, LIST_FORMATS)
+    status = [_status(s) for s in status]
+    where = [*where, *_filters(filters or [])]
+    sort = _vergeml_sort(sort, order)
     project = api.Project()
     if sweep is not None:
         where = [*where, f"sweep={sweep}"]
@@ -88,6 +114,60 @@ def list_runs(
         print(
             f"{hidden} more run(s) not shown (--all shows them, --sort/--where narrow them)", file=sys.stderr
         )
+
+
+def _status(value: str) -> str:
+    """A run state as typed, in any case (VergeML's RUNNING, CANCELED)."""
+    value = value.lower()
+    return _VERGEML_STATUS.get(value, value)
+
+
+def _filters(words: list[str]) -> list[str]:
+    """VergeML's positional filters as ``--where`` conditions; ``and`` between two
+    filters is allowed."""
+    conditions = []
+    for i, word in enumerate(words):
+        if word.lower() == "and" and 0 < i < len(words) - 1:
+            continue
+        match = _FILTER.fullmatch(word.strip())
+        if match is None:
+            raise UsageError(
+                f"cannot read {word!r} as a filter (write COLUMN -OP VALUE, e.g. ml list test-acc -gt 0.8; "
+                "operators: -eq -ne -gt -ge -lt -le)"
+            )
+        column, op, value = match.groups()
+        if normalize_key(column) == "status":
+            value = _status(value)
+            if value not in api.RUN_STATES:
+                raise UsageError(
+                    f"unknown status {value!r} in {word!r} (use one of: {', '.join(api.RUN_STATES)})"
+                )
+        conditions.append(f"{column} {_VERGEML_OPERATORS.get(op, op)} {value}")
+    return conditions
+
+
+def _vergeml_sort(sort: str | None, order: str | None) -> str | None:
+    """``--sort`` with VergeML's ``--order asc|desc`` applied, and its ``created-at``
+    column read as vml's ``training_start``."""
+    if sort is not None and normalize_key(sort.lstrip("-").removesuffix(":desc")) == "created_at":
+        sort = (
+            ("-" if sort.startswith("-") else "")
+            + "training_start"
+            + (":desc" if sort.endswith(":desc") else "")
+        )
+    if order is None:
+        return sort
+    if order.lower() not in ("asc", "desc"):
+        raise UsageError(f"unknown --order {order!r} (use asc or desc)")
+    key = (sort or "training_start").lstrip("-").removesuffix(":desc").removesuffix(":asc")
+    sort = key if order.lower() == "asc" else f"{key}:desc"
+    direction = "ascending" if order.lower() == "asc" else "descending"
+    print(
+        f"ml: note: --order {order.lower()} sorts by {key} {direction} "
+        f"(VergeML 0.1.4 sorted asc descending and desc ascending); vml's form: --sort {sort}",
+        file=sys.stderr,
+    )
+    return sort
 
 
 def _columns(project: api.Project, runs: list[dict[str, Any]], columns: str | None) -> tuple[str, ...]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -14,12 +13,15 @@ from vml.errors import UsageError
 class Source:
     """Samples read from one place: ``x`` is a (rows, features) array for tables or a
     list of (height, width, channels) float arrays for images; ``labels`` are the raw
-    labels as text; ``names`` say where each image came from."""
+    labels as text; ``names`` say where each image came from; ``classes`` is the
+    class order a label list gives; ``fixed`` each sample's fixed split (``""``: none)."""
 
     x: np.ndarray | list[np.ndarray]
     labels: np.ndarray
     features: tuple[str, ...] | None = None
     names: tuple[str, ...] | None = None
+    classes: tuple[str, ...] | None = None
+    fixed: np.ndarray | None = None
 
     @property
     def is_images(self) -> bool:
@@ -29,7 +31,8 @@ class Source:
         """The samples at ``index``, in that order."""
         x = [self.x[i] for i in index] if self.is_images else self.x[index]
         names = tuple(self.names[i] for i in index) if self.names else None
-        return Source(x, self.labels[index], self.features, names)
+        fixed = self.fixed[index] if self.fixed is not None else None
+        return Source(x, self.labels[index], self.features, names, self.classes, fixed)
 
 
 def class_names(*label_sets: np.ndarray) -> tuple[str, ...]:
@@ -54,12 +57,6 @@ def require_classes(classes: tuple[str, ...], where: str) -> None:
         raise UsageError(
             f"{where} has only one class{only}; classification needs at least two (check the target)"
         )
-
-
-def image_files(directory: Path, patterns: tuple[str, ...], exclude: tuple[Path, ...] = ()) -> list[Path]:
-    """Image files under ``directory`` matching ``patterns``, sorted, skipping ``exclude``."""
-    found = {p for pattern in patterns for p in directory.glob(pattern) if p.is_file()}
-    return sorted(p for p in found if not any(p.is_relative_to(e) for e in exclude))
 
 
 def require_discrete(classes: tuple[str, ...], where: str) -> None:
