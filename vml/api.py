@@ -283,12 +283,16 @@ class Project:
         per_split: int = 50,
         overrides: list[str] | None = None,
         stderr: TextIO = sys.stderr,
+        split: str = "all",
     ) -> dict[str, int]:
         """Write what the model will see (images as PNG, tables as CSV) under
-        ``directory``, at most ``per_split`` samples a split; returns the counts."""
-        from vml.data.prepare import prepare_data
+        ``directory``, at most ``per_split`` samples of ``split`` (train, val, test or
+        all); returns the counts."""
+        from vml.data.prepare import SPLITS, prepare_data
         from vml.data.preview import write_previews
 
+        if split not in (*SPLITS, "all"):
+            raise UsageError(f"unknown split {split!r} (use one of: {', '.join(SPLITS)}, all)")
         hparams = self.resolve(overrides)
         data = prepare_data(
             self.config,
@@ -296,7 +300,7 @@ class Project:
             say=lambda line: print(line, file=stderr),
             task=resolve_task(hparams)[0],
         )
-        return write_previews(data, Path(directory), per_split)
+        return write_previews(data, Path(directory), per_split, SPLITS if split == "all" else (split,))
 
     def train_in_process(
         self,

@@ -280,6 +280,7 @@ def _project_from_tree(
     root: Path, file: Path, tree: dict[str, Any], marks: dict[tuple, yaml.Mark]
 ) -> ProjectConfig:
     where = _Locator(file, marks)
+    tree = _vergeml_forms(tree, where)
     _check_keys(tree, SCHEMA, (), where)
 
     model = _model(root, tree, where)
@@ -294,6 +295,36 @@ def _project_from_tree(
         **_list_section(tree.get("list") or {}, where),
         **_predict_section(tree.get("predict") or {}, where),
     )
+
+
+# VergeML's project-file keys vml reads elsewhere: each a one-line pointer to vml's form.
+ELSEWHERE_KEYS = {
+    "trainings_dir": "vml takes it on the command line: ml --trainings-dir=DIR COMMAND (or VML_TRAININGS_DIR=DIR)",
+    "cache_dir": "vml takes it on the command line: ml --cache-dir=DIR COMMAND (or VML_CACHE_DIR=DIR)",
+}
+DEVICE_KEYS = ("id", "memory", "grow_memory")
+
+
+def _vergeml_forms(tree: dict[str, Any], where: _Locator) -> dict[str, Any]:
+    """VergeML's spellings of vml keys: ``list: [columns...]`` (its docs' form) and
+    ``device: {id: gpu:1, memory: 20%, grow-memory: true}`` (PyTorch takes GPU
+    memory as it needs it, so only ``id`` counts)."""
+    tree = dict(tree)
+    for key, pointer in ELSEWHERE_KEYS.items():
+        if key in tree:
+            where.fail((key, "__key__"), f"{display_key(key)} in the project file: {pointer}")
+    if isinstance(tree.get("list"), list):
+        tree["list"] = {"columns": tree["list"]}
+    device = tree.get("device")
+    if isinstance(device, dict):
+        for key in device:
+            if key not in DEVICE_KEYS:
+                where.fail(
+                    ("device", key, "__key__"),
+                    f"unknown key 'device.{display_key(key)}' (known keys: {', '.join(map(display_key, DEVICE_KEYS))})",
+                )
+        tree["device"] = device.get("id", "auto")
+    return tree
 
 
 LIST_OUTPUTS = ("table", "json", "csv", "md")

@@ -29,6 +29,7 @@ from vml.cli import (
     vergeml_args,
 )
 from vml.cli import help as help_cmd
+from vml.cli.options import remember_arguments
 from vml.errors import ExitCode, VmlError
 
 app = typer.Typer(
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         translated = vergeml_args.translate(argv)
         for note in translated.notes:
             print(f"ml: note: {note}", file=sys.stderr)
+        remember_arguments(translated.argv)
         with vergeml_args.environment(translated.env):
             app(args=translated.argv, prog_name="ml")
     except VmlError as exc:

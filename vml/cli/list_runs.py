@@ -10,7 +10,7 @@ import typer
 
 from vml import api
 from vml.cli import render
-from vml.cli.options import LIST_FORMATS, check_format, format_option
+from vml.cli.options import LIST_FORMATS, check_format
 from vml.errors import NotFoundError, UsageError
 from vml.params import normalize_key
 from vml.views import cell, changed_hyperparameters, check_column, run_value
@@ -33,7 +33,12 @@ def list_runs(
     sort: str | None = typer.Option(
         None, "--sort", "-s", help="Sort by a column or hyperparameter; KEY:desc or -KEY for descending."
     ),
-    fmt: str = format_option(LIST_FORMATS),
+    fmt: str | None = typer.Option(
+        None,
+        "--format",
+        "-f",
+        help="table, json, csv or md (default: list.format in vergeml.yaml, else table).",
+    ),
     output: str | None = typer.Option(None, "--output", help="VergeML's name for --format."),
     order: str | None = typer.Option(
         None,
@@ -67,15 +72,16 @@ def list_runs(
     ),
 ) -> None:
     """List the project's runs, newest first."""
-    if output is not None:
-        if fmt not in ("table", output):
-            raise UsageError(f"--format {fmt} and --output {output} disagree (give one of them)")
-        fmt = output
+    if output is not None and fmt is not None and fmt != output:
+        raise UsageError(f"--format {fmt} and --output {output} disagree (give one of them)")
+    project = api.Project()
+    # vergeml.yaml's list: section gives the defaults; the command line wins.
+    settings = project.config
+    fmt = fmt or output or settings.list_format or "table"
     check_format(fmt, LIST_FORMATS)
     status = [_status(s) for s in status]
     where = [*where, *_filters(filters or [])]
-    sort = _vergeml_sort(sort, order)
-    project = api.Project()
+    sort = _vergeml_sort(sort, order) or (settings.list_sort if sweep is None else None)
     if sweep is not None:
         where = [*where, f"sweep={sweep}"]
         sort = sort or _best_first(project, sweep)

@@ -34,3 +34,17 @@ def check_format(fmt: str, formats: Sequence[str]) -> None:
     """Refuse a ``--format`` the command does not offer."""
     if fmt not in formats:
         raise UsageError(f"unknown format {fmt!r} (use one of: {', '.join(formats)})")
+
+
+_typed: list[str] = []
+
+
+def remember_arguments(argv: list[str]) -> None:
+    """Keep ``ml``'s arguments as vml reads them (VergeML's forms translated)."""
+    _typed[:] = argv
+
+
+def command_text() -> str:
+    """This command as typed, in vml's form (``ml queue --learning-rate=0.1,0.01``):
+    the label of the sweep or study it starts."""
+    return " ".join(["ml", *_typed])

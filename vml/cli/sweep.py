@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from vml import api
+from vml.cli.options import command_text
 from vml.errors import ExitCode, UsageError
 
 PARALLEL = typer.Option(
@@ -111,7 +112,7 @@ def queue(
     if runs_file is None:
         planned = project.plan_sweep(args, draws, sweep_seed)
         settings: dict = {}
-        source = " ".join(["ml queue", *sys.argv[2:]])
+        source = command_text()
     else:
         if ctx.args:
             raise UsageError(

@@ -9,6 +9,7 @@ import typer
 
 from vml import api
 from vml.cli import sweep as cli_sweep
+from vml.cli.options import command_text
 from vml.errors import ExitCode, UsageError
 
 FOLLOW_SECONDS = 0.5
@@ -52,7 +53,7 @@ def train(
         cli_sweep.run_queue(
             project,
             runs,
-            " ".join(["ml train", *sys.argv[2:]]),
+            command_text(),
             detach=detach,
             parallel=parallel,
             gpus_per_run=gpus_per_run,

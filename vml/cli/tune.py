@@ -10,7 +10,7 @@ import typer
 
 from vml import api
 from vml.cli import render
-from vml.cli.options import TABLE_JSON, check_format, format_option
+from vml.cli.options import TABLE_JSON, check_format, command_text, format_option
 from vml.cli.sweep import CPUS_PER_RUN, GPUS_PER_RUN, PARALLEL
 from vml.errors import ExitCode, UsageError
 
@@ -86,7 +86,7 @@ def tune(
         pruner=pruner or "median",
         timeout=timeout,
         seed=seed,
-        source=" ".join(["ml tune", *sys.argv[2:]]),
+        source=command_text(),
     )
     study = project.create_study(
         spec,

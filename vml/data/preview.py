@@ -10,13 +10,15 @@ import numpy as np
 from vml.data.prepare import SPLITS, PreparedData
 
 
-def write_previews(data: PreparedData, directory: Path, per_split: int) -> dict[str, int]:
-    """Write up to ``per_split`` samples of each split under ``directory``; returns how
-    many were written per split. Images go to ``<split>/<class>/<n>.png``, rescaled
-    to the full grey/colour range; tables to ``<split>.csv``."""
+def write_previews(
+    data: PreparedData, directory: Path, per_split: int, splits: tuple[str, ...] = SPLITS
+) -> dict[str, int]:
+    """Write up to ``per_split`` samples of each of ``splits`` under ``directory``;
+    returns how many were written per split. Images go to ``<split>/<class>/<n>.png``,
+    rescaled to the full grey/colour range; tables to ``<split>.csv``."""
     directory.mkdir(parents=True, exist_ok=True)
     written = {}
-    for split in SPLITS:
+    for split in splits:
         x, y = data.x(split)[:per_split], data.y(split)[:per_split]
         if x.ndim == 4:
             _write_images(directory / split, x, y, data.classes)

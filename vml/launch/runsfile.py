@@ -44,7 +44,6 @@ from typing import Any
 import yaml
 
 from vml.config import (
-    PROJECT_FILE,
     SCHEMA,
     TOP_LEVEL_HYPERPARAMS,
     ProjectConfig,
@@ -55,6 +54,7 @@ from vml.errors import UsageError
 from vml.launch.sweep import Planned
 from vml.names import validate_name
 from vml.params import display_key, normalize_key
+from vml.paths import project_file
 
 CONFIG_KEYS = {
     "parallel": int,
@@ -307,7 +307,7 @@ def _own_project(
 ) -> tuple[dict[str, Any] | None, ProjectConfig | None]:
     """The entry's project file (template or vergeml.yaml, with its settings) as a
     tree, and the checked config it makes."""
-    base_file = project.root / PROJECT_FILE
+    base_file = project_file(project.root)  # vergeml.yaml, or the one ml --file names
     if template is not None:
         base_file = (path.parent / str(template)).resolve()
         if not base_file.is_relative_to(project.root):
