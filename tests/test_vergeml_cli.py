@@ -206,6 +206,55 @@ def test_project_dir_and_file_before_or_after_the_command(recorded: Path, ml_her
     assert ml_here("list", "--file=alt.yaml", cwd=recorded)[1] == out
 
 
+def test_the_list_section_gives_ml_list_its_defaults(recorded: Path, ml_here) -> None:
+    # VergeML's list: sort and order (and output), then the command line wins.
+    settings = yaml.safe_load((recorded / "vergeml.yaml").read_text()) | {
+        "list": {"columns": ["instance", "test-acc"], "sort": "test-acc", "order": "desc", "output": "csv"}
+    }
+    (recorded / "sorted.yaml").write_text(yaml.safe_dump(settings))
+    code, out, err = ml_here("-f", "sorted.yaml", "list", "status", "-eq", "finished", cwd=recorded)
+    assert code == 0, err
+    assert out.splitlines() == ["instance,test_acc", f"{OLD},0.91", f"{NEW},0.75"]
+    code, out, err = ml_here(
+        "-f", "sorted.yaml", "list", "-s", "test-acc", "-c", "instance", "-f", "table", cwd=recorded
+    )
+    assert listed((code, out, err))[:2] == [
+        NEW,
+        OLD,
+    ]  # --sort ascending, a table: the file's sort and csv yield
+
+
+@pytest.mark.parametrize(
+    ("line", "needles"),
+    [
+        ("trainings-dir: runs", ("trainings-dir in the project file", "ml --trainings-dir=DIR")),
+        ("cache-dir: /tmp/cache", ("cache-dir in the project file", "ml --cache-dir=DIR")),
+        ("device: {id: cpu, swap: 2}", ("unknown key 'device.swap'",)),
+    ],
+)
+def test_vergeml_keys_vml_reads_elsewhere_are_one_line(
+    recorded: Path, ml_here, line: str, needles: tuple[str, ...]
+) -> None:
+    text = (recorded / "vergeml.yaml").read_text().replace("device: auto\n", "")
+    (recorded / "keys.yaml").write_text(text + line + "\n")
+    code, out, err = ml_here("-f", "keys.yaml", "list", cwd=recorded)
+    assert code == 2 and out == "" and "Traceback" not in err
+    first = err.splitlines()[0]  # then the line of keys.yaml, with a caret
+    assert first.startswith("ml: error: keys.yaml:") and all(needle in first for needle in needles), err
+
+
+def test_a_vergeml_device_section_and_a_column_list_are_read(recorded: Path, ml_here) -> None:
+    text = (recorded / "vergeml.yaml").read_text().replace("device: auto\n", "")
+    text += "device:\n  id: cpu\n  memory: 20%\n  grow-memory: true\nlist: [instance, test-acc]\n"
+    (recorded / "device.yaml").write_text(text)
+    code, out, err = ml_here("-f", "device.yaml", "list", cwd=recorded)
+    assert code == 0, err
+    assert out.split()[:2] == ["instance", "test_acc"]
+    assert api.Project(recorded).resolve(None)["device"] == "auto"  # vergeml.yaml itself is unchanged
+    code, out, err = ml_here("-f", "device.yaml", "help", "train", cwd=recorded)
+    assert "vergeml.yaml: cpu" in out
+
+
 def test_trainings_dir_before_or_after_the_command(recorded: Path, ml_here) -> None:
     assert listed(ml_here("--trainings-dir=other-runs", "list", cwd=recorded)) == [OLD]
     assert listed(ml_here("list", "--trainings-dir", "other-runs", cwd=recorded)) == [OLD]
@@ -270,6 +319,14 @@ def test_options_reach_the_worker_and_predict_takes_the_run_first(tmp_path: Path
     assert (root / "cached").is_dir() and not (root / "trainings").exists()
     predicted = ml("@away", "predict", "samples/digits.csv", "--top=1", "-f", "json", "--trainings-dir=runs")
     assert len(json.loads(predicted.stdout)) == 1797
+    # vergeml.yaml's predict: section gives ml predict its defaults; the command line wins.
+    with (root / "vergeml.yaml").open("a") as file:
+        file.write("predict:\n  labels: 2\n  format: json\n  resize: aspect-fit\n")
+    predicted = ml("@away", "predict", "samples/digits.csv", "--trainings-dir=runs")
+    assert {len(row["predictions"]) for row in json.loads(predicted.stdout)} == {2}
+    assert "predict.resize (VergeML's) is ignored" in predicted.stderr
+    compact = ml("@away", "predict", "samples/digits.csv", "--compact", "--trainings-dir=runs").stdout
+    assert compact.splitlines()[0] == "samples/digits.csv:2\t0"  # the first row is a 0
 
 
 # ml help random robot
@@ -281,3 +338,15 @@ def test_help_random_robot_prints_a_named_robot_without_torch(tmp_path: Path) ->
     name = re.search(r"@([a-z]+)-([a-z0-9]+)", stdout)
     assert name and name[1] in ADJECTIVES and name[2] in NOUNS, stdout
     assert len(stdout.strip().splitlines()) >= 3  # a head, a body and feet at least
+
+
+def test_preprocess_writes_one_split_with_vergeml_split_option(
+    recorded: Path, ml_here, tmp_path: Path
+) -> None:
+    code, out, err = ml_here("preprocess", str(tmp_path / "pre"), "--split", "val", "-n", "5", cwd=recorded)
+    assert code == 0, err
+    assert out.strip() == f"wrote previews of 5 val to {tmp_path / 'pre'}"
+    assert sorted(p.name for p in (tmp_path / "pre").iterdir()) == ["val.csv"]
+    one_line_error(
+        ml_here("preprocess", "--split", "dev", cwd=recorded), "unknown split 'dev'", "val, test, all"
+    )

@@ -32,6 +32,12 @@ from vml.paths import (
 
 INPUT_TYPES = ("csv", "npz", "labeled-image")
 # `mem-in` and `disk-in` (VergeML's) keep only the decoded input; see vml.data.prepare.
+# VergeML's other sources (vergeml/sources/): what vml reads instead.
+VERGEML_INPUT_TYPES = {
+    "mnist": "reads npz instead (save the images as x and the labels as y: type: npz, file: mnist.npz)",
+    "image": "trains on labeled data only (put the images in class folders: type: labeled-image)",
+    "features": "reads csv instead (type: csv, file: FILE.csv, target: COLUMN)",
+}
 CACHE_MODES = ("auto", "disk", "mem", "none", "mem-in", "disk-in")
 MISSING_MODES = ("error", "drop", "mean")
 IMAGE_PATTERNS = tuple(
@@ -601,6 +607,8 @@ def _data_config(root: Path, tree: dict, where: _Locator) -> DataConfig:
 def _input_config(source: dict, where: _Locator) -> InputConfig:
     at = ("data", "input")
     kind = str(source.get("type", "csv")).lower()
+    if kind in VERGEML_INPUT_TYPES:
+        where.fail((*at, "type"), f"input type {kind!r} is VergeML's: vml {VERGEML_INPUT_TYPES[kind]}")
     if kind not in INPUT_TYPES:
         hint = did_you_mean(kind, INPUT_TYPES, f"use one of: {', '.join(INPUT_TYPES)}")
         where.fail((*at, "type"), f"unknown input type {kind!r} ({hint})")
