@@ -340,6 +340,26 @@ def test_help_random_robot_prints_a_named_robot_without_torch(tmp_path: Path) ->
     assert len(stdout.strip().splitlines()) >= 3  # a head, a body and feet at least
 
 
+@pytest.mark.parametrize(
+    ("topic", "first_line"),
+    [
+        (["list"], "Usage: ml list [OPTIONS] [COLUMN -OP VALUE]..."),  # a command: its --help
+        (["plot:roc"], "Usage: ml plot [OPTIONS] {KIND} {run}"),
+        (["options"], "# Global options"),
+        (["samples-dir"], "# Global options"),
+        (["preprocessing"], "# Preprocessing ops"),
+        (["input"], "# vergeml.yaml"),
+        (["-a"], "# Help topics"),
+    ],
+)
+def test_vergeml_help_topics_are_found_without_torch(
+    tmp_path: Path, topic: list[str], first_line: str
+) -> None:
+    stdout, imported_torch = run_ml_in_process_report_torch(["help", *topic], tmp_path)
+    assert not imported_torch
+    assert stdout.strip().splitlines()[0].strip("* ") == first_line.strip("* ")
+
+
 def test_preprocess_writes_one_split_with_vergeml_split_option(
     recorded: Path, ml_here, tmp_path: Path
 ) -> None:

@@ -16,13 +16,16 @@ def help_topic(
     topic: list[str] | None = typer.Argument(
         None, metavar="[TOPIC]...", help="A topic or glossary term, e.g. glossary, train, learning rate."
     ),
+    show_all: bool = typer.Option(False, "--all", "-a", help="List the topics (VergeML's ml help -a)."),
 ) -> None:
     """Show help topics and glossary terms."""
-    if not topic:
+    if not topic or show_all:
         print_markdown(topics.topic_list())
         return
     query = " ".join(topic)
     key = topics.lookup_key(query)
+    key = topics.VERGEML_TOPICS.get(key, key)
+    command = _command(key.replace(" ", "-").split(":")[0])  # VergeML's ml help list, help plot:roc
     if key == "random robot":  # VergeML's easter egg
         print(random_robot())
     elif key == "train":
@@ -33,11 +36,27 @@ def help_topic(
         print_markdown(topics.models_page())
     elif key == "preprocess":
         print_markdown(topics.preprocess_page())
-    else:
-        found = topics.find(query)
-        if found is None:
-            raise topics.not_found(query)
+    elif (found := topics.find(key)) is not None:
         print_markdown(found[1])
+    elif command is not None:
+        print(command, end="")
+    else:
+        raise topics.not_found(query)
+
+
+def _command(name: str) -> str | None:
+    """``ml NAME --help``'s text, if NAME is one of ml's commands."""
+    import typer.main
+
+    from vml.cli import app
+
+    group = typer.main.get_command(app)
+    with group.context_class(group, info_name="ml") as parent:
+        found = group.get_command(parent, name)
+        if found is None:
+            return None
+        with found.context_class(found, info_name=name, parent=parent) as context:
+            return found.get_help(context) + "\n"
 
 
 def _train_page() -> str:

@@ -185,6 +185,23 @@ def preprocess_page() -> str:
     return "\n".join(lines)
 
 
+# VergeML's help topics (vergeml/commands/help.py) and where vml has them.
+VERGEML_TOPICS = {
+    "preprocessing": "preprocess",
+    "input": "config",
+    "output": "config",
+    "data": "config",
+    "device": "config",
+    "labeled image": "config",
+    "csv": "config",
+    "npz": "config",
+    **{
+        lookup_key(option): "options"
+        for option in ("samples-dir", "trainings-dir", "cache-dir", "project-dir")
+    },
+}
+
+
 def find(query: str) -> tuple[str, str] | None:
     """A static topic, model or glossary term matching ``query``: (kind, markdown)."""
     key = lookup_key(query)
