@@ -22,10 +22,15 @@ def runs_by_name(project: Path) -> dict[str, dict]:
         return {r["name"]: dict(r) for r in db.execute("select * from runs")}
 
 
-def test_a_runs_file_with_a_template_overrides_name_and_only(project: Path, ml) -> None:
+def write_template(project: Path, name: str, **train: object) -> None:
+    """The project's vergeml.yaml with ``train`` changed, as another project file."""
     base = yaml.safe_load((project / "vergeml.yaml").read_text())
-    base["train"] = {**base["train"], "epochs": 1, "hidden-size": 32}
-    (project / "narrow.yaml").write_text(yaml.safe_dump(base))
+    base["train"] = {**base["train"], **{k.replace("_", "-"): v for k, v in train.items()}}
+    (project / name).write_text(yaml.safe_dump(base))
+
+
+def test_a_runs_file_with_a_template_overrides_name_and_only(project: Path, ml) -> None:
+    write_template(project, "narrow.yaml", epochs=1, hidden_size=32)
     (project / "runs.yaml").write_text(
         "config:\n"
         "  parallel: 2\n"
@@ -142,10 +147,8 @@ def listed(project: Path, ml) -> list[dict]:
 
 
 def test_a_flexnn_multi_model_file_runs_the_chosen_models_two_at_a_time(project: Path, ml) -> None:
-    base = yaml.safe_load((project / "vergeml.yaml").read_text())
     # Enough epochs (a few tenths of a second each) that two runs started together overlap.
-    base["train"] = {**base["train"], "epochs": 8, "hidden-size": 32}
-    (project / "single_model.yaml").write_text(yaml.safe_dump(base))
+    write_template(project, "single_model.yaml", epochs=8, hidden_size=32)
     (project / "multi.yaml").write_text(
         "Nbr_processes: 2\n"
         "Model_run: [Model002, Model001]\n"
