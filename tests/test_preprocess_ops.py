@@ -484,3 +484,24 @@ def test_help_resize_lists_vergeml_options_with_values_and_defaults(tmp_path: Pa
     assert rows["channels"][2:4] == ["not set", "1 or 3"]
     assert rows["apply"][1:3] == ["list", "all"] and "train, val, test" in rows["apply"][3]
     assert "Differs from VergeML" in result.stdout and "antialias" in result.stdout
+
+
+def test_a_vergeml_entry_that_would_do_otherwise_here_is_said_as_the_data_is_prepared(images: Path) -> None:
+    copy = copy_project(images, images.parent / "noted")
+    set_preprocess(
+        copy,
+        [
+            {"op": "resize", "width": 8, "height": 8, "mode": "fill"},  # no method: bilinear here
+            {"op": "flip-horizontal", "chance": 0.3},  # no apply: training images only here
+            {"op": "flip-vertical", "chance": 1, "apply": "all"},  # VergeML's meaning, spelled out
+        ],
+    )
+    lines: list[str] = []
+    prepare(copy, lines)
+    notes = [line for line in lines if line.startswith("data: note:")]
+    assert notes == [
+        "data: note: resize without method resizes bilinear here (VergeML: antialias); "
+        "write method: antialias for VergeML's",
+        "data: note: flip-horizontal without apply mirrors training images only here (VergeML: every split); "
+        "write apply: all for VergeML's",
+    ]

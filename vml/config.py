@@ -145,6 +145,7 @@ class DataConfig:
     preprocess: tuple[dict[str, Any], ...]
     val_split: Split
     test_split: Split
+    notes: tuple[str, ...] = ()  # where VergeML's ops would do otherwise (said as data is prepared)
 
     @property
     def path(self) -> Path:
@@ -581,7 +582,7 @@ def _data_config(root: Path, tree: dict, where: _Locator) -> DataConfig:
     if source.file is not None:
         _inside(samples_dir, source.file, ("data", "input", "file"), "data file", where, base=root)
 
-    from vml.preprocess import OpError, check_ops
+    from vml.preprocess import OpError, check_ops, vergeml_notes
 
     ops = data.get("preprocess") or []
     if not isinstance(ops, list):
@@ -601,6 +602,7 @@ def _data_config(root: Path, tree: dict, where: _Locator) -> DataConfig:
         preprocess=checked,
         val_split=val,
         test_split=test,
+        notes=vergeml_notes(ops),
     )
 
 

@@ -514,6 +514,34 @@ OPS: dict[str, Op] = {
 }
 
 
+def vergeml_notes(ops: list[Any]) -> tuple[str, ...]:
+    """One line for each entry written VergeML's way (``chance``, ``apply``, resize's
+    ``mode``...) that leaves out an option whose default differs here: it does not do
+    what it did in VergeML, so the user hears what it does and how to get VergeML's."""
+    notes = []
+    for entry in ops:
+        if not isinstance(entry, dict):
+            continue
+        name = normalize_key(str(entry.get("op", ""))).replace("_", "-")
+        given = set(entry) - {"op"}
+        if name in ("flip-horizontal", "flip-vertical") and given & {"chance", "apply"}:
+            if "apply" not in given:
+                notes.append(
+                    f"{name} without apply mirrors training images only here (VergeML: every split); "
+                    "write apply: all for VergeML's"
+                )
+            elif not given & {"chance", "probability"}:
+                notes.append(
+                    f"{name} without chance mirrors an image with chance 0.5 here (VergeML: 1); "
+                    "write chance: 1 for VergeML's"
+                )
+        elif name == "resize" and given & {"mode", "channels", "apply"} and "method" not in given:
+            notes.append(
+                "resize without method resizes bilinear here (VergeML: antialias); write method: antialias for VergeML's"
+            )
+    return tuple(notes)
+
+
 def check_ops(ops: list[Any], images: bool | None) -> tuple[dict[str, Any], ...]:
     """Validate ``data.preprocess`` entries; return them with options filled in.
     ``images`` says whether the input is images (None: not known until it is read)."""

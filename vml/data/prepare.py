@@ -85,6 +85,8 @@ def prepare_data(
     ``expect``, a different fingerprint raises ``DataChanged`` before anything is read
     or written."""
     data = project.data
+    for note in data.notes:
+        say(f"data: note: {note}")
     shown = os.path.relpath(data.path, project.root)
     parts, main, stats = _fingerprint_parts(project, seed, task)
     key = fingerprint(parts)
