@@ -22,6 +22,7 @@ from PIL import Image
 from vml import api
 from vml.data.prepare import PreparedData, data_fingerprint
 from vml.errors import UsageError
+from vml.params import display_key
 from vml.preprocess import OPS, OpError, apply_image_ops, check_ops
 
 SPLITS = ("train", "val", "test")
@@ -505,3 +506,16 @@ def test_a_vergeml_entry_that_would_do_otherwise_here_is_said_as_the_data_is_pre
         "data: note: flip-horizontal without apply mirrors training images only here (VergeML: every split); "
         "write apply: all for VergeML's",
     ]
+
+
+def test_the_data_docs_name_every_option_of_every_op() -> None:
+    # One declaration per op: a new option is documented in docs/data.md's op table
+    # (apply, which every op takes, is described once below it).
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `"): line for line in doc.splitlines() if line.startswith("| `")}
+    for op in OPS.values():
+        assert op.name in rows, f"docs/data.md's op table has no row for {op.name}"
+        for option in op.options:
+            if option.name != "apply":
+                names = [display_key(n) for n in (option.name, *option.aliases)]
+                assert all(f"`{n}`" in rows[op.name] for n in names), f"docs/data.md: {op.name} lacks {names}"
