@@ -27,7 +27,7 @@ Images = "list[np.ndarray]"
 ImageFn = "Callable[[np.ndarray, dict[str, Any], np.random.Generator], np.ndarray]"
 SplitsFn = "Callable[[Images, np.ndarray, dict[str, Any], np.random.Generator], tuple[Images, np.ndarray]]"
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")  # the one definition: vml.data reads it from here
 # A new image at ``ml predict`` is prepared as the held-out test split is.
 PREDICT_SPLIT = "test"
 

@@ -18,10 +18,10 @@ import numpy as np
 
 from vml.data.source import Source
 from vml.errors import UsageError
+from vml.preprocess import SPLITS
 
 LABELS_FILE = "labels.txt"
 CLASSES_FILE = "classes.json"
-FIXED_SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def _read_label_list(directory: Path) -> ImageListing:
                 f"{shown}: label {label!r} of {name!r} is not in {LABELS_FILE} (add it there or fix the label)"
             )
         split = splits.get(name, "")
-        if split not in ("", *FIXED_SPLITS):
+        if split not in ("", *SPLITS):
             raise UsageError(
                 f"{shown}: split {split!r} of {name!r} is not train, val or test (use one of them)"
             )

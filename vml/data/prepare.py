@@ -26,11 +26,10 @@ from vml.data.source import (
 )
 from vml.data.split import split_indices
 from vml.errors import UsageError
-from vml.preprocess import apply_image_ops, fit_and_apply, image_ops
+from vml.preprocess import SPLITS, apply_image_ops, fit_and_apply, image_ops
 
 # Bump when the data code changes what it produces, so old entries are not reused.
 DATA_CODE_VERSION = 2
-SPLITS = ("train", "val", "test")
 
 # The cache modes that keep only the decoded input (VergeML's): the split and the
 # preprocessing run again on every use, so a change to them reuses the decoded input.
