@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from vml import api
+from vml.config import load_project, recorded_project
+from vml.errors import UsageError
+from vml.preprocess import OpError, check_ops
 
 
 def assert_usage_error(result: subprocess.CompletedProcess, *needles: str) -> str:
@@ -208,3 +211,195 @@ def test_new_with_unknown_template(tmp_path: Path, ml) -> None:
     result = ml("new", "Y", "--template", "nosuch", cwd=tmp_path)
     assert_usage_error(result, "'nosuch'", "default", "--list-templates")
     assert not (tmp_path / "Y").exists()
+
+
+# ---- files that are not UTF-8 text -------------------------------------------------------
+
+BINARY = b"\x89PNG\r\n\x1a\n\x00\xff"  # an image saved over the file by mistake
+
+
+def test_vergeml_yaml_that_is_not_utf8_text(project: Path, ml) -> None:
+    spec = project / "vergeml.yaml"
+    good = spec.read_bytes()
+    spec.write_bytes(BINARY)
+
+    result = ml("train", "--epochs=1", cwd=project)
+
+    assert_usage_error(result, "vergeml.yaml:1:1:", "not UTF-8 text", "byte 0x89", "saved as UTF-8")
+    assert len(result.stderr.splitlines()) == 1
+    spec.write_bytes(good)
+    assert_no_run_listed(project, ml)
+
+
+def test_runs_and_tune_files_that_are_not_utf8_text(project: Path, ml) -> None:
+    runs = project / "runs.yaml"
+    runs.write_bytes(b"runs:\n  a: {epochs: 1}\n# caf\xe9\n")  # Latin-1, not UTF-8
+
+    assert_usage_error(ml("queue", "runs.yaml", cwd=project), "runs.yaml:3:6:", "not UTF-8 text", "0xe9")
+    with pytest.raises(UsageError, match=r"runs\.yaml:3:6: not UTF-8 text"):
+        api.Project(project).plan_tune_file(runs)
+    # A runs-file entry's template is read the same way.
+    (project / "template.yaml").write_bytes(BINARY)
+    runs.write_text("runs:\n  a: {template: template.yaml}\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"template\.yaml:1:1: not UTF-8 text"):
+        api.Project(project).plan_runs_file(runs)
+    assert_no_run_listed(project, ml)
+
+
+def test_a_runs_recorded_config_that_is_not_utf8_text(project: Path) -> None:
+    folder = project / "trainings" / "old"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_bytes(BINARY)
+    with pytest.raises(UsageError, match=r"config\.yaml:1:1: not UTF-8 text \(byte 0x89"):
+        recorded_project(project, folder)
+
+
+# ---- integers beyond what the store holds ------------------------------------------------
+
+HUGE = "100000000000000000000"  # 1e20: over SQLite's 64-bit integers
+TOO_LARGE = f"{HUGE} is too large (at most 9223372036854775807)"
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["train", f"--epochs={HUGE}"], [f"--epochs={HUGE}", TOO_LARGE, "int >= 1", "e.g. --epochs=20"]),
+        (["train", f"--hidden-size={HUGE}"], [f"--hidden-size={HUGE}", TOO_LARGE, "e.g. --hidden-size="]),
+        (["train", f"--random-seed=-{HUGE}"], [f"--random-seed=-{HUGE}", "out of range", "int >= 0"]),
+        (["queue", f"--epochs=1,{HUGE}"], [f"--epochs={HUGE}", TOO_LARGE]),
+        (["tune", f"--epochs=1:{HUGE}", "--trials=2"], [f"--epochs={HUGE}", TOO_LARGE]),
+    ],
+    ids=["train", "model-param", "negative", "queue-list", "tune-range"],
+)
+def test_huge_integer_on_the_command_line(project: Path, ml, args: list[str], needles: list[str]) -> None:
+    assert_usage_error(ml(*args, cwd=project), *needles)
+    if args[0] == "queue":  # the first value was fine: not even it is queued
+        assert_no_run_listed(project, ml)
+    assert_nothing_recorded(project)
+
+
+def test_huge_scheduler_setting_in_a_runs_file(project: Path, ml) -> None:
+    # (--parallel 1e20 once filled the memory building its slots; cpus-per-run reached the store)
+    (project / "runs.yaml").write_text(f"config:\n  cpus-per-run: {HUGE}\nruns:\n  a: {{epochs: 1}}\n")
+    assert_usage_error(ml("queue", "runs.yaml", cwd=project), f"--cpus-per-run {HUGE}", "at most 4096")
+    assert_nothing_recorded(project)
+
+
+def test_huge_integer_in_vergeml_yaml(project: Path, ml) -> None:
+    bad = edit_spec(project, "  epochs: 20\n", f"  epochs: {HUGE}\n").rstrip("\n")
+    result = ml("train", cwd=project)
+    assert_usage_error(
+        result,
+        f"vergeml.yaml:{line_of(project, bad)}:11:",
+        f"{HUGE} is too large",
+        "at most 9223372036854775807",
+    )
+    assert_nothing_recorded(project)
+
+
+def test_integers_yaml_itself_cannot_read(project: Path) -> None:
+    # Over Python's 4300-digit limit, and a date that does not exist: YAML's own
+    # conversions fail, and are told at the value like any other mistake.
+    edit_spec(project, "  epochs: 20\n", "  epochs: 1" + "0" * 5000 + "\n")
+    with pytest.raises(
+        UsageError, match=r"vergeml\.yaml:\d+:11: integer '10+\.\.\.' \(5001 characters\) is too large"
+    ):
+        load_project(project)
+    edit_spec(project, "  epochs: 1" + "0" * 5000 + "\n", "  epochs: 20\n")
+    edit_spec(project, "random-seed: 42", "random-seed: 2024-13-01")
+    with pytest.raises(UsageError, match=r"'2024-13-01' reads as a timestamp but is not one \(month"):
+        load_project(project)
+
+
+def test_huge_op_option_is_refused() -> None:
+    with pytest.raises(
+        OpError, match=rf"invalid width for op resize: {HUGE} is too large \(at most 9223372036854775807\)"
+    ):
+        check_ops([{"op": "resize", "width": int(HUGE), "height": 8}], images=True)
+
+
+# ---- a model that does not fit the data --------------------------------------------------
+
+NARROW_NET = '''
+"""Its first layer takes 3 features; the digits have 64."""
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, input_shape, num_classes):
+        super().__init__()
+        self.layer = nn.Linear(3, num_classes)
+
+    def forward(self, x):
+        return self.layer(x)
+'''
+
+
+def use_net(project: Path, source: str) -> None:
+    (project / "net.py").write_text(source, encoding="utf-8")
+    edit_spec(project, "model: mlp\n", "model: ./net.py:Net\n")
+
+
+def test_model_whose_first_layer_does_not_fit_is_refused_before_a_run(project: Path, ml) -> None:
+    use_net(project, NARROW_NET)
+
+    result = ml("train", "--epochs=1", cwd=project)
+
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    *before, line = result.stderr.splitlines()
+    assert all(earlier.startswith("data: ") for earlier in before), result.stderr  # the data was prepared
+    assert line == (
+        "ml: error: model ./net.py:Net does not fit the data: its forward on a batch of shape (2, 64) "
+        "failed in its first layer (Linear(in_features=3, out_features=10, bias=True)): "
+        "mat1 and mat2 shapes cannot be multiplied (2x64 and 3x10) "
+        "(make its first layer take 64 features; ml help models)"
+    )
+    assert_no_run_listed(project, ml)
+    assert_nothing_recorded(project)
+
+
+@pytest.mark.parametrize(
+    ("outputs", "args", "needles"),
+    [
+        ("5", [], ["returned shape (2, 5), but 10 classes need (2, 10)", "num_classes = 10 outputs"]),
+        ("3", ["--loss=mse"], ["returned shape (2, 3), but a regression needs (2, 1) or (2,)"]),
+    ],
+    ids=["classification", "regression"],
+)
+def test_model_with_wrong_output_shape_is_refused(
+    project: Path, outputs: str, args: list[str], needles: list[str]
+) -> None:
+    use_net(project, NARROW_NET.replace("nn.Linear(3, num_classes)", f"nn.Linear(64, {outputs})"))
+    with pytest.raises(UsageError) as caught:
+        api.Project(project).train_in_process(["--epochs=1", *args], stderr=io.StringIO())
+    for needle in ["model ./net.py:Net does not fit the data", *needles]:
+        assert needle in caught.value.message
+    assert_nothing_recorded(project)
+
+
+def test_queued_run_of_a_model_that_does_not_fit_fails_with_the_same_line(project: Path) -> None:
+    # A queued run (ml train --detach, a sweep) is recorded before its worker builds
+    # the model: there the check ends it failed, its error the one line.
+    from vml.launch.process import record_queued
+    from vml.train.runner import start_queued_run
+
+    use_net(project, NARROW_NET)
+    config = api.Project(project).config
+    name = record_queued(config, "narrow", False, api.Project(project).resolve(["--epochs=1"]))
+
+    result = start_queued_run(config, name, stderr=io.StringIO())
+
+    assert result.status == "failed"
+    assert result.error.startswith(
+        "model ./net.py:Net does not fit the data: its forward on a batch of shape (2, 64)"
+    )
+    assert "\n" not in result.error and "Traceback" not in result.error
+    [record] = api.Project(project).records()
+    assert (record["status"], record["error"]) == ("failed", result.error)
+
+
+def assert_no_run_listed(project: Path, ml) -> None:
+    listed = ml("list", "--format", "json", cwd=project)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []

@@ -153,6 +153,8 @@ class Stuck(nn.Module):
         self.fc = nn.Linear(math.prod(input_shape), num_classes)
 
     def forward(self, x):
+        if not self.training:  # vml trying it on two samples before the run: fits
+            return self.fc(x.flatten(1))
         helper = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
         Path("stuck.json").write_text(str(helper.pid))
         while True:  # a signal handler runs between these bytecodes, but nothing ends it

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from helpers import image_project
 
 from vml import api
+from vml.errors import UsageError
 
 DEADLINE_SECONDS = 120
 
@@ -86,12 +90,55 @@ def test_resume_and_test_refuse_changed_data_before_preparing_it(project: Path, 
     assert api.Project(project).find_run("moved")["status"] == "cancelled"
 
 
-def test_resume_refuses_a_finished_run_and_unknown_names(project: Path, ml) -> None:
-    train(project, "--epochs=1", name="done")
+def test_resume_epochs_continues_a_finished_run_on_the_same_curves(project: Path, ml) -> None:
+    train(project, "--epochs=2", "--hidden-size=16", "--lr-schedule=cosine", name="done")
     finished = ml("resume", "done", cwd=project)
-    assert finished.returncode == 2 and "already finished" in finished.stderr
+    assert (finished.returncode, finished.stderr) == (
+        2,
+        "ml: error: run 'done' already finished after 2 epochs "
+        "(ml resume done --epochs N continues it to N > 2 epochs; ml train starts a new one)\n",
+    )
     missing = ml("resume", "dnoe", cwd=project)
     assert missing.returncode == 3 and "did you mean done?" in missing.stderr
+
+    result = ml("resume", "done", "--epochs", "4", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "done: extended from 2 to 4 epochs\n" in result.stderr
+    project_api = api.Project(project)
+    row = project_api.find_run("done")
+    assert (row["status"], row["epoch"], row["epochs"], row["hyperparameters"]["epochs"]) == (
+        "finished",
+        4,
+        4,
+        4,
+    )
+    run = project_api.run("done")
+    val_acc = [(point["epoch"], point["value"]) for point in run.metrics("val_acc")]
+    assert [epoch for epoch, _ in val_acc] == [1, 2, 3, 4]
+    # The cosine schedule is spread over the 4 epochs: epoch 3 gets half the base rate.
+    rates = {point["epoch"]: point["value"] for point in run.metrics("lr")}
+    assert rates[3] == pytest.approx(0.001 * 0.5)
+    # best.pt holds the best of all 4 epochs, and the run was tested again on it.
+    best_epoch = max(val_acc, key=lambda point: point[1])[0]
+    assert row["best_epoch"] == best_epoch
+    assert torch.load(project / "trainings" / "done" / "best.pt", weights_only=True)["epoch"] == best_epoch
+    assert (
+        f"done: finished, test_acc {row['test_acc']:.4f}, test_loss {row['test_loss']:.4f}" in result.stdout
+    )
+    with sqlite3.connect(project / "trainings" / "vml.db") as db:
+        events = db.execute("select kind, message from events where run_id = ?", [row["id"]]).fetchall()
+    assert ("extended", "extended from 2 to 4 epochs") in events
+    config = yaml.safe_load((project / "trainings" / "done" / "config.yaml").read_text())
+    assert config["train"]["epochs"] == 4
+
+    refused = ml("resume", "done", "--epochs", "3", cwd=project)
+    message = (
+        "--epochs 3 is not more than the 4 epochs run 'done' has done (continue it with --epochs 5 or more)"
+    )
+    assert (refused.returncode, refused.stderr) == (2, f"ml: error: {message}\n")
+    with pytest.raises(UsageError, match=re.escape(message)):  # vml.Run says the same
+        run.resume(epochs=3)
+    assert project_api.find_run("done")["status"] == "finished"
 
 
 def test_test_reproduces_the_recorded_scores(project: Path, ml) -> None:

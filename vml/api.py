@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["ACTIVE_STATES", "ENDED_STATES", "RUN_STATES", "Project", "Run", "RunFailed", "create_project", "templates"]
 
 DEFAULT_TEMPLATE = "default"
+# The most runs at once, CPU threads or GPUs per run a sweep or study may ask for.
+SCHEDULER_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -416,6 +418,12 @@ class Project:
         from vml.launch import BACKENDS
         from vml.launch.process import Placement, placement
 
+        # More is a typo, and --parallel 100000000000000000000 filled the memory
+        # building its slots (the process was killed) before this limit.
+        limited = (("parallel", parallel), ("cpus-per-run", cpus_per_run), ("gpus-per-run", gpus_per_run))
+        for setting, value in limited:
+            if value is not None and value > SCHEDULER_LIMIT:
+                raise UsageError(f"--{setting} {value}: at most {SCHEDULER_LIMIT} (e.g. --{setting} 2)")
         if parallel is not None and parallel < 1:
             raise UsageError(f"--parallel {parallel}: run at least 1 at a time (e.g. --parallel 2)")
         if cpus_per_run is not None and cpus_per_run < 1:
@@ -677,18 +685,37 @@ class Project:
                 f"({purpose} needs the same data; undo the change or start a new run)"
             ) from None
 
-    def resume(self, ref: str, stderr: TextIO = sys.stderr):
-        """Continue a cancelled, failed or crashed run from its ``last.pt``, in this
-        process; returns a ``RunResult``."""
+    def resume(self, ref: str, stderr: TextIO = sys.stderr, epochs: int | None = None):
+        """Continue a cancelled, failed, killed or crashed run from its ``last.pt``,
+        in this process; returns a ``RunResult``. With ``epochs``, continue it (also a
+        finished one) to ``epochs`` epochs in all, more than it has done."""
         run = self.find_run(ref)
-        if run["status"] == "finished":
-            raise UsageError(f"run {run['name']!r} already finished (start a new one with ml train)")
+        name, status = run["name"], run["status"]
+        if status in ACTIVE_STATES:
+            raise UsageError(
+                f"run {name!r} is {status}: there is nothing to resume (ml wait {name} waits for its end)"
+            )
+        if status == DELETED:
+            raise NotFoundError(f"run {name!r} was deleted (its folder is gone)")
+        done = run["epoch"] or 0
+        if epochs is None and status == "finished":
+            raise UsageError(
+                f"run {name!r} already finished after {done} epochs "
+                f"(ml resume {name} --epochs N continues it to N > {done} epochs; ml train starts a new one)"
+            )
+        if epochs is not None:
+            epochs = _epochs_value(epochs)
+            if epochs <= done:
+                raise UsageError(
+                    f"--epochs {epochs} is not more than the {done} epochs run {name!r} has done "
+                    f"(continue it with --epochs {done + 1} or more)"
+                )
         config = self._same_model(run, "resume")
         _start_evaluation_helper()
         data = self._prepare_for(run, stderr, "resume")
         from vml.train.runner import resume_run
 
-        return resume_run(config, run, data, stderr=stderr)
+        return resume_run(config, run, data, stderr=stderr, epochs=epochs)
 
     def config_of(self, name: str) -> ProjectConfig:
         """The project settings run ``name`` trained with: its own project file (a
@@ -911,6 +938,20 @@ class Project:
 # The data cache (``ml cache``). Entries are kept while a run in one of these states
 # uses them; a run whose folder was deleted no longer holds its entry.
 CACHE_KEEP_STATES = ("running", "queued")
+
+
+def _epochs_value(epochs: Any) -> int:
+    """``epochs`` as ``ml train --epochs`` reads it, refused in its words when it
+    would refuse it."""
+    from vml.params import TRAINING_PARAMS
+
+    param = next(p for p in TRAINING_PARAMS if p.name == "epochs")
+    try:
+        return param.parse(epochs)
+    except ValueError as exc:
+        raise UsageError(
+            f"invalid value --epochs={epochs}: {exc}; expected int {param.describe_range()}"
+        ) from None
 
 
 def _start_evaluation_helper() -> None:

@@ -17,7 +17,15 @@ import yaml
 
 from vml.errors import UsageError, did_you_mean
 from vml.models import ModelSpec, get_model
-from vml.params import REGRESSION_LOSSES, SWITCHES, TRAINING_PARAMS, HyperParam, display_key, normalize_key
+from vml.params import (
+    INT_MAX,
+    REGRESSION_LOSSES,
+    SWITCHES,
+    TRAINING_PARAMS,
+    HyperParam,
+    display_key,
+    normalize_key,
+)
 from vml.paths import (
     CONFIG_FILE,
     PROJECT_DIR_VARIABLE,
@@ -494,7 +502,7 @@ class _Locator:
 
 
 def _at(file: Path, mark: yaml.Mark | None, message: str) -> tuple[str, str]:
-    shown = os.path.relpath(file) if not os.path.relpath(file).startswith("../..") else str(file)
+    shown = _shown(file)
     if mark is None:
         return f"{shown}: {message}", ""
     lines = file.read_text(encoding="utf-8", errors="replace").splitlines() or [""]
@@ -505,9 +513,33 @@ def _at(file: Path, mark: yaml.Mark | None, message: str) -> tuple[str, str]:
     return f"{shown}:{mark.line + 1}:{mark.column + 1}: {message}", caret
 
 
+def _shown(file: Path) -> str:
+    return os.path.relpath(file) if not os.path.relpath(file).startswith("../..") else str(file)
+
+
+def read_user_text(file: Path, shown: str | None = None) -> str:
+    """The text of a file the user writes (vergeml.yaml, a runs file); ``UsageError``
+    naming the file (as ``shown``) when it is not UTF-8 text or cannot be read.
+    ``FileNotFoundError`` is left to the caller, which knows the fix."""
+    shown = shown or _shown(file)
+    try:
+        data = file.read_bytes()
+    except (IsADirectoryError, PermissionError) as exc:
+        raise UsageError(f"cannot read {shown}: {exc.strerror} (make it a readable file)") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise UsageError(
+            f"{shown}:{line}:{column}: not UTF-8 text (byte 0x{data[exc.start]:02x}; "
+            "replace it with YAML saved as UTF-8)"
+        ) from None
+
+
 def _read_yaml(file: Path) -> tuple[dict[str, Any], dict[tuple, yaml.Mark]]:
     """Parse safely, normalise keys, and keep where each value was written."""
-    text = file.read_text(encoding="utf-8")
+    text = read_user_text(file)
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -531,7 +563,7 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, marks: dic
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = normalize_key(str(loader.construct_object(key_node)))
+            key = normalize_key(str(_scalar(loader, key_node, file)))
             if key in result:
                 raise UsageError(
                     *_at(file, key_node.start_mark, f"duplicate key {key_node.value!r} (keep one)")
@@ -541,7 +573,23 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, marks: dic
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_construct(loader, item, (*path, i), marks, file) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    return _scalar(loader, node, file)
+
+
+def _scalar(loader: yaml.SafeLoader, node: yaml.Node, file: Path) -> Any:
+    """A plain value; ``UsageError`` for one that YAML reads as a number or date it
+    cannot build (an integer of over 4300 digits, 2024-13-01)."""
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError as exc:
+        text = str(node.value)
+        shown = repr(text if len(text) <= 24 else f"{text[:20]}...")
+        if node.tag.endswith(":int"):
+            problem = f"integer {shown} ({len(text)} characters) is too large (at most {INT_MAX})"
+        else:
+            kind = node.tag.rpartition(":")[2]
+            problem = f"{shown} reads as a {kind} but is not one ({exc}; fix it, or quote it to make it text)"
+        raise UsageError(*_at(file, node.start_mark, problem)) from None
 
 
 def _check_keys(tree: dict, schema: dict, path: tuple, where: _Locator) -> None:

@@ -64,3 +64,60 @@ def did_you_mean(
     prefix = {c: len(os.path.commonprefix([word, c])) for c in close}
     close = sorted(close, key=lambda c: (-score[c], -prefix[c]))[:n]
     return f"did you mean {' or '.join(show(c) for c in close)}?" if close else otherwise
+
+
+class DiskFullError(VmlError):
+    """The disk (or a quota) filled up while a file was written. ``what`` is the message
+    without its fix, for a caller that knows a better one (``ml resume NAME``)."""
+
+    def __init__(self, what: str, fix: str = "free some space there, then run the command again") -> None:
+        super().__init__(f"{what}; {fix}")
+        self.what = what
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is the OS saying there is no space left (ENOSPC, EDQUOT)."""
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(path: os.PathLike, needed: int | None) -> DiskFullError:
+    """The error for a write of ``path`` that ran out of space: ``disk full while
+    writing trainings/a/last.pt (about 12.0 MiB needed, 5.9 MiB free on /data)``.
+    Call it after the partial file is removed, so the free space is what is left."""
+    import shutil
+    from pathlib import Path
+
+    folder = Path(path).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    mount = folder.resolve()
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    try:
+        free = f"{_size(shutil.disk_usage(folder).free)} free on {mount}"
+    except OSError:
+        free = f"on {mount}"
+    about = f"about {_size(needed)} needed, " if needed else ""
+    return DiskFullError(f"disk full while writing {_shown(Path(path))} ({about}{free})")
+
+
+def _shown(path) -> str:
+    """``path`` relative to the working directory when it lies inside it."""
+    try:
+        return os.fspath(path.absolute().relative_to(os.getcwd()))
+    except (ValueError, OSError):
+        return os.fspath(path)
+
+
+def _size(size: int) -> str:
+    """Bytes as B, KiB, MiB, GiB or TiB (as ``ml cache list`` shows them)."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            break
+    return f"{value:.1f} {unit}"

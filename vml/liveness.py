@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import threading
 from datetime import datetime, timedelta, timezone
@@ -200,7 +201,10 @@ class Heartbeat:
             opened = contextlib.nullcontext(self.store)
         with opened as store:
             while not self._stop.wait(self.interval):
-                store.update_run(self.run_id, heartbeat=utcnow(), resources=json.dumps(meter.read()))
+                try:
+                    store.update_run(self.run_id, heartbeat=utcnow(), resources=json.dumps(meter.read()))
+                except sqlite3.OperationalError:  # a full disk (or a busy store): try at the next beat
+                    continue
                 if not self._cancel_sent and store.cancel_requested(self.run_id):
                     self._cancel_sent = True
                     _thread.interrupt_main(signal.SIGINT)

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# The run store keeps hyperparameters in SQLite, whose integers are 64-bit: an int
+# beyond these is refused as it is parsed, not when it is recorded.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 
 def normalize_key(key: str) -> str:
@@ -88,9 +91,14 @@ class HyperParam:
                 return value
             if isinstance(value, float) and value.is_integer():
                 return int(value)
+            text = str(value).strip()
             try:
-                return int(str(value).strip())
+                return int(text)
             except ValueError:
+                if text.lstrip("+-").isdecimal():  # over Python's 4300-digit limit
+                    small = text[0] == "-"
+                    bound = f"too small (at least {INT_MIN})" if small else f"too large (at most {INT_MAX})"
+                    raise ValueError(f"a number of {len(text)} characters is {bound}") from None
                 raise ValueError(f"{value!r} is not an integer") from None
         if self.type is float:
             if isinstance(value, bool):
@@ -119,6 +127,10 @@ class HyperParam:
     def _check(self, value: Any) -> None:
         if self.type not in (int, float):
             return
+        if self.type is int and self.maximum is None and value > INT_MAX:
+            raise ValueError(f"{value!r} is too large (at most {INT_MAX})")
+        if self.type is int and self.minimum is None and value < INT_MIN:
+            raise ValueError(f"{value!r} is too small (at least {INT_MIN})")
         if self.minimum is not None:
             if self.exclusive_minimum and value <= self.minimum:
                 raise ValueError(f"{value!r} is out of range")

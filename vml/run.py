@@ -7,9 +7,10 @@ again, so it sees what the worker (in this process or any other) recorded last.
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from vml.errors import VmlError
 from vml.paths import LOG_FILE, run_dir
@@ -18,6 +19,7 @@ from vml.views import percent_done, show_run
 
 if TYPE_CHECKING:
     from vml.api import Project
+    from vml.train.runner import RunResult
 
 
 class RunFailed(VmlError):
@@ -124,6 +126,12 @@ class Run:
                 raise TimeoutError(f"run {self.name!r} is still {status} after {timeout:g} s")
             await asyncio.sleep(poll)
         return self._ended()
+
+    def resume(self, epochs: int | None = None, stderr: TextIO = sys.stderr) -> RunResult:
+        """Continue the run from its ``last.pt`` in this process, as ``ml resume``
+        does, and return how it ended; with ``epochs``, to that many epochs in all
+        (also a finished run)."""
+        return self.project.resume(f"@{self.name}", stderr=stderr, epochs=epochs)
 
     def cancel(self, timeout: float = 30.0) -> str:
         """Ask the run to stop at the next batch boundary (it keeps best.pt and ends

@@ -16,9 +16,17 @@ from vml.errors import UsageError
 from vml.views import TEST_METRICS
 
 
-def resume(run: str = RUN) -> None:
+def resume(
+    run: str = RUN,
+    epochs: int | None = typer.Option(
+        None,
+        "--epochs",
+        metavar="N",
+        help="Continue to N epochs in all (also a finished run).",
+    ),
+) -> None:
     """Continue a cancelled, failed, killed or crashed run from its last.pt."""
-    report(api.Project().resume(run))
+    report(api.Project().resume(run, epochs=epochs))
 
 
 def test(run: str = RUN, fmt: str = format_option(TABLE_JSON)) -> None:

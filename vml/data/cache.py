@@ -32,6 +32,7 @@ import xxhash
 
 from vml.atomic import fsync_dir, shared_mode, write_text_atomic
 from vml.data.fingerprint import hash_file
+from vml.errors import DiskFullError, disk_full, is_disk_full
 
 MANIFEST = "manifest.json"
 STAGING_PREFIX = ".tmp-"
@@ -144,6 +145,15 @@ class CacheStore:
                     raise
             fsync_dir(self.directory)
             return target
+        except (OSError, DiskFullError) as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            needed = sum(a.nbytes for a in arrays.values())
+            # numpy tells a full disk as a short write, without errno: "OSError: 91968
+            # requested and 48096 written".
+            short = shutil.disk_usage(self.directory).free < needed
+            if isinstance(exc, DiskFullError) or is_disk_full(exc) or short:
+                raise disk_full(target, needed) from exc
+            raise
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)

@@ -48,6 +48,7 @@ from vml.config import (
     TOP_LEVEL_HYPERPARAMS,
     ProjectConfig,
     load_project,
+    read_user_text,
     resolve_hyperparameters,
 )
 from vml.errors import UsageError
@@ -98,7 +99,7 @@ def load_yaml(path: Path, topic: str) -> tuple[Any, str]:
     missing file or a syntax error (``ml help TOPIC`` has the format)."""
     shown = os.path.relpath(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")), shown
+        return yaml.safe_load(read_user_text(path, shown)), shown
     except FileNotFoundError:
         raise UsageError(f"no runs file {shown} (see ml help {topic} for its format)") from None
     except yaml.YAMLError as exc:
@@ -316,7 +317,7 @@ def _own_project(
         if not base_file.is_file():
             problems.append(f"{where}: template {template}: no such file")
             return None, None
-    base = yaml.safe_load(base_file.read_text(encoding="utf-8")) or {}
+    base = yaml.safe_load(read_user_text(base_file)) or {}
     tree = {normalize_key(str(k)): v for k, v in base.items()}
     for key, value in settings.items():
         if key == "train" and isinstance(value, dict) and isinstance(tree.get("train"), dict):

@@ -24,6 +24,10 @@ def spec_from_file(reference: str, root: Path) -> ModelSpec:
         raise UsageError(f"model file {path_text!r} not found (create it, or fix model: in vergeml.yaml)")
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"model file {path_text!r} is not UTF-8 text (replace it with Python source saved as UTF-8)"
+        ) from None
     except SyntaxError as exc:
         raise UsageError(f"{path_text}:{exc.lineno}: syntax error: {exc.msg} (fix the model file)") from None
     found = next(

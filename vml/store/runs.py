@@ -114,6 +114,10 @@ class RunStore:
                 [*fields.values(), run_id],
             )
 
+    def update_hyperparameters(self, run_id: int, hyperparameters: dict[str, Any]) -> None:
+        """Replace a run's hyperparameters (``ml resume --epochs`` changes its epochs)."""
+        self.update_run(run_id, hyperparameters=json.dumps(hyperparameters, sort_keys=True))
+
     def update_queued(self, name: str, **fields: Any) -> bool:
         """Set fields on run ``name`` only while it is ``queued``; True if it was."""
         with self.conn:

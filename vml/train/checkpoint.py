@@ -12,25 +12,81 @@ import torch
 
 from vml.atomic import fsync_dir, shared_mode
 from vml.config import monitor_direction
+from vml.errors import disk_full, is_disk_full
 from vml.paths import BEST, LAST
 from vml.train.callbacks import Callback
 from vml.train.loop import Trainer
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Atomically replace ``path`` with ``state``; a crash leaves the old file whole."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Atomically replace ``path`` with ``state``; a crash leaves the old file whole. A
+    full disk leaves the old file and no temporary one, and raises ``DiskFullError``."""
+    tmp = writer = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
+            writer = _Writer(handle)
+            torch.save(state, writer)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, shared_mode())
         os.replace(tmp, path)
         fsync_dir(path.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        # torch's zip writer turns a failed write into "RuntimeError: [enforce fail at
+        # inline_container.cc:672] . unexpected pos 704 vs 598": the cause is the
+        # OSError the writer saw.
+        cause = writer.error if writer is not None and writer.error and isinstance(exc, Exception) else exc
+        if is_disk_full(cause):
+            needed = max(_tensor_bytes(state), writer.attempted if writer is not None else 0)
+            raise disk_full(path, needed) from cause
+        if cause is not exc:
+            raise cause from exc
         raise
+
+
+class _Writer:
+    """The file ``torch.save`` writes through: it keeps the OSError that its zip writer
+    would only report as a bad position, and counts the bytes it was given."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.attempted = 0
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        self.attempted += memoryview(data).nbytes
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.handle.flush()
+        except OSError as exc:
+            self.error = exc
+            raise
+
+
+def _tensor_bytes(value: Any, seen: set[int] | None = None) -> int:
+    """The bytes of the tensors in ``value`` (each storage once): about the size of
+    its checkpoint."""
+    seen = set() if seen is None else seen
+    if isinstance(value, torch.Tensor):
+        storage = value.untyped_storage()
+        if storage.data_ptr() in seen:
+            return 0
+        seen.add(storage.data_ptr())
+        return storage.nbytes()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v, seen) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v, seen) for v in value)
+    return 0
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

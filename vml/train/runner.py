@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,14 +19,15 @@ from torch.nn.parallel import DistributedDataParallel
 from vml.atomic import write_text_atomic
 from vml.config import ProjectConfig, Split, resolve_task
 from vml.data.prepare import PreparedData, prepare_data
-from vml.errors import ConflictError, UsageError, VmlError
+from vml.errors import ConflictError, DiskFullError, UsageError, VmlError, disk_full
 from vml.invocation import command_line
 from vml.liveness import Heartbeat, process_identity
+from vml.models.fit import check_fits
 from vml.params import display_key
 from vml.paths import BEST, CONFIG_FILE, LAST, LOG_FILE, RUN_PROJECT_FILE
 from vml.repro import write_record
 from vml.store import RunRecords, RunStore
-from vml.store.runs import utcnow
+from vml.store.runs import TEST_METRICS, utcnow
 from vml.train.cancel import CancelOnSignal
 from vml.train.checkpoint import (
     BestCheckpoint,
@@ -41,7 +43,7 @@ from vml.train.loop import Tensors, Trainer, build_optimizer, loss_function
 from vml.train.progress import LogLines, ProgressBar
 from vml.train.recorder import StoreRecorder
 from vml.train.runtime import runtime_facts
-from vml.train.schedule import StepSchedule, build_schedule
+from vml.train.schedule import StepSchedule, build_schedule, stretch_schedule
 
 
 @dataclass(frozen=True)
@@ -96,9 +98,11 @@ def train_run(
     took meanwhile is replaced."""
     device = resolve_device(hparams["device"])
     task, monitor = resolve_task(hparams)
-    # Built before anything is recorded, so a model that rejects the data (cnn on a
-    # table) records no run.
+    # Built and tried on two samples before anything is recorded, so a model that
+    # rejects the data (cnn on a table, a net.py whose first layer is too narrow)
+    # records no run.
     model = _build_model(project, hparams, data, task, device)
+    check_fits(model, _tensor(data.x("train")[:2], device), task, len(data.classes), project.model.name)
     with RunStore(project.db_path) as store:
         run_id, name = store.create_run_with_folder(
             name,
@@ -159,6 +163,11 @@ def _start_queued(
                 data = prepare_data(project, hparams["random_seed"], say=_printer(stderr), task=task)
                 device = local_device(resolve_device(hparams["device"]))
                 model = _build_model(project, hparams, data, task, device)
+                # The plain model, before DistributedDataParallel wraps it: a misfit ends
+                # the run failed with the check's one line as its error.
+                check_fits(
+                    model, _tensor(data.x("train")[:2], device), task, len(data.classes), project.model.name
+                )
                 store.update_run(run_id, **_run_fields(hparams, data, monitor))
                 _write_config(folder, project, name, hparams, data)
                 _write_repro(folder, project, name, hparams, data, device, row.get("command"))
@@ -198,36 +207,97 @@ def _run_fields(hparams: dict[str, Any], data: PreparedData, monitor: str) -> di
     }
 
 
+RESUMABLE = ("cancelled", "failed", "crashed", "killed")
+
+
 def resume_run(
-    project: ProjectConfig, row: dict[str, Any], data: PreparedData, stderr: TextIO = sys.stderr
+    project: ProjectConfig,
+    row: dict[str, Any],
+    data: PreparedData,
+    stderr: TextIO = sys.stderr,
+    epochs: int | None = None,
 ) -> RunResult:
     """Continue a stopped run from its ``last.pt``: weights, optimizer, schedule,
-    epoch, random state and callback state, so it ends as if never interrupted."""
-    hparams = row["hyperparameters"]
-    folder = project.trainings_dir / row["name"]
+    epoch, random state and callback state, so it ends as if never interrupted. With
+    ``epochs``, continue it (also a finished one) to that many epochs in all instead:
+    its recorded epochs become ``epochs``, a cosine schedule is spread over them."""
+    hparams = dict(row["hyperparameters"])
+    name = row["name"]
+    folder = project.trainings_dir / name
     last = folder / LAST
     if not last.is_file():
         raise UsageError(
-            f"run {row['name']!r} has no last.pt (it stopped before its first epoch ended; start it again)"
+            f"run {name!r} has no last.pt (it stopped before its first epoch ended; start it again)"
         )
     device = resolve_device(hparams["device"])
     task, monitor = resolve_task(hparams)
     model = _build_model(project, hparams, data, task, device)
     checkpoint = load_checkpoint(last)
+    done, before = checkpoint["epoch"], hparams["epochs"]
+    if epochs is not None and epochs <= done:
+        # The caller checked the row's epoch; last.pt may be one epoch ahead of it.
+        raise UsageError(
+            f"--epochs {epochs} is not more than the {done} epochs run {name!r} has done "
+            f"(continue it with --epochs {done + 1} or more)"
+        )
+    if epochs is not None:
+        hparams["epochs"] = epochs
+        stretch_schedule(checkpoint, hparams)
     with RunStore(project.db_path) as store:
-        resumable = ("cancelled", "failed", "crashed", "killed")
+        states = (*RESUMABLE, "finished") if epochs is not None else RESUMABLE
         process = {**_process_fields(), "started_at": row["started_at"]}  # keeps its place in ml list
+        # Test scores (its end's, or ml test's) are those of a best.pt the run may now
+        # replace: it records new ones when it ends.
+        cleared = dict.fromkeys(TEST_METRICS)
         if not store.set_status(
-            row["id"], "running", resumable, ended_at=None, error=None, cancel_requested=None, **process
+            row["id"],
+            "running",
+            states,
+            ended_at=None,
+            error=None,
+            cancel_requested=None,
+            epochs=hparams["epochs"],
+            **cleared,
+            **process,
         ):
-            raise ConflictError(f"run {row['name']!r} is no longer stopped (another process resumed it)")
+            raise ConflictError(f"run {name!r} is no longer stopped (another process resumed it)")
         # Points logged after last.pt was written are logged again as the run replays them.
         store.delete_metrics_after(row["id"], checkpoint["global_step"])
-        store.add_event(row["id"], "resumed", f"resumed after epoch {checkpoint['epoch']}")
-        run = _Run(
-            project, row["name"], hparams, task, monitor, data, model, device, folder, store, row["id"]
-        )
+        store.add_event(row["id"], "resumed", f"resumed after epoch {done}")
+        if hparams["epochs"] != before:
+            try:
+                _record_new_total(store, row["id"], folder, hparams, before, _printer(stderr))
+            except BaseException as exc:  # not left running: ml resume --epochs tries again
+                error = f"{type(exc).__name__}: {exc}"
+                store.set_status(row["id"], "failed", ("running",), ended_at=utcnow(), error=error)
+                raise
+        run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, row["id"])
         return _execute(run, stderr, resume=checkpoint)
+
+
+def _record_new_total(
+    store: RunStore,
+    run_id: int,
+    folder: Path,
+    hparams: dict[str, Any],
+    before: int,
+    say: Callable[[str], None],
+) -> None:
+    """A resumed run's new number of epochs, wherever its old one was told: the
+    store's hyperparameters, config.yaml, an event, the log."""
+    after = hparams["epochs"]
+    store.update_hyperparameters(run_id, hparams)
+    config = folder / CONFIG_FILE
+    resolved = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else None
+    if isinstance(resolved, dict) and isinstance(resolved.get("train"), dict):  # as _write_config wrote it
+        resolved["train"][display_key("epochs")] = after
+        write_text_atomic(config, yaml.safe_dump(resolved, sort_keys=False))
+    kind = "extended" if after > before else "shortened"
+    message = f"{kind} from {before} to {after} epochs"
+    store.add_event(run_id, kind, message)
+    with (folder / LOG_FILE).open("a", encoding="utf-8") as log:
+        log.write(f"run {folder.name}: {message}\n")
+    say(f"{folder.name}: {message}")
 
 
 def _build_model(
@@ -268,10 +338,28 @@ def _execute_logged(run: _Run, stderr: TextIO, resume: dict[str, Any] | None) ->
             log_line("cancelled")
             return RunResult(run.name, "cancelled", monitor=run.monitor)
         except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            store.set_status(run_id, "failed", ("running",), ended_at=utcnow(), error=error)
-            log_line(f"failed: {error}")
-            raise
+            failure = _with_next_step(run, exc)
+            error = (
+                failure.message if isinstance(failure, VmlError) else f"{type(failure).__name__}: {failure}"
+            )
+            try:
+                store.set_status(run_id, "failed", ("running",), ended_at=utcnow(), error=error)
+            except Exception:
+                # A store on a disk with 0 bytes free cannot record anything ("database
+                # or disk is full"): the run reads crashed once this process is gone,
+                # and the user still sees why.
+                if not isinstance(failure, DiskFullError):
+                    raise
+            try:
+                log_line(f"failed: {error}")
+            except OSError:
+                # A full disk refused the log line too: closing the log now drops it,
+                # so closing it on the way out cannot raise over the error that matters.
+                with contextlib.suppress(OSError):
+                    log.close()
+            if failure is exc:
+                raise
+            raise failure from exc
         if result.status == "finished":
             log_line(f"finished: {result.summary()}")
         elif result.best_epoch:
@@ -281,6 +369,18 @@ def _execute_logged(run: _Run, stderr: TextIO, resume: dict[str, Any] | None) ->
         else:
             log_line(f"{result.status} before its first epoch ended")
         return result
+
+
+def _with_next_step(run: _Run, exc: BaseException) -> BaseException:
+    """A full disk's error names the command that carries on once there is room:
+    ``ml resume`` from the last.pt it kept, else ``ml rerun``. The store's own
+    "database or disk is full" (metrics, heartbeats) is told the same way."""
+    if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        exc = disk_full(run.project.db_path, None)
+    if not isinstance(exc, DiskFullError):
+        return exc
+    command = "resume" if (run.folder / LAST).is_file() else "rerun"
+    return DiskFullError(exc.what, f"free some space there, then: ml {command} {run.name}")
 
 
 @dataclass(frozen=True)
