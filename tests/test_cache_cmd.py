@@ -117,7 +117,7 @@ def test_list_shows_the_entry_and_the_run_that_used_it(trained: Path, ml) -> Non
 
 
 def _human(size: int) -> str:
-    from vml.cli.cache import human_size
+    from vml.errors import human_size
 
     return human_size(size)
 

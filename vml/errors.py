@@ -96,10 +96,10 @@ def disk_full(path: os.PathLike, needed: int | None) -> DiskFullError:
     while not os.path.ismount(mount) and mount != mount.parent:
         mount = mount.parent
     try:
-        free = f"{_size(shutil.disk_usage(folder).free)} free on {mount}"
+        free = f"{human_size(shutil.disk_usage(folder).free)} free on {mount}"
     except OSError:
         free = f"on {mount}"
-    about = f"about {_size(needed)} needed, " if needed else ""
+    about = f"about {human_size(needed)} needed, " if needed else ""
     return DiskFullError(f"disk full while writing {_shown(Path(path))} ({about}{free})")
 
 
@@ -111,8 +111,8 @@ def _shown(path) -> str:
         return os.fspath(path)
 
 
-def _size(size: int) -> str:
-    """Bytes as B, KiB, MiB, GiB or TiB (as ``ml cache list`` shows them)."""
+def human_size(size: int) -> str:
+    """Bytes as B, KiB, MiB, GiB or TiB (as ``ml cache list`` and disk-full errors show them)."""
     if size < 1024:
         return f"{size} B"
     value = float(size)

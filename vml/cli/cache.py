@@ -11,7 +11,7 @@ import typer
 from vml import api
 from vml.cli import render
 from vml.cli.options import FORMATS, check_format, format_option
-from vml.errors import UsageError
+from vml.errors import UsageError, human_size
 
 app = typer.Typer(
     subcommand_metavar="[COMMAND] [ARGS]...",
@@ -167,15 +167,3 @@ def _local(value: str | None) -> str:
         return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M")
     except ValueError:
         return value
-
-
-def human_size(size: int) -> str:
-    """Bytes as B, KiB, MiB, GiB or TiB."""
-    if size < 1024:
-        return f"{size} B"
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            break
-    return f"{value:.1f} {unit}"
