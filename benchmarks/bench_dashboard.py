@@ -1,4 +1,4 @@
-"""Dashboard speed: first screen, UI-thread work per refresh and keystroke-to-screen on 10,000 runs.
+"""Dashboard speed: first screen, UI-thread work per refresh, keystroke-to-screen on 10,000 runs; idle use.
 
 `ml dashboard` (``vml.tui.app.Dashboard``) runs inside Textual's ``App.run_test`` at
 120x40, on a project with 10,000 finished runs and 4 running ones whose progress moves
@@ -9,7 +9,11 @@ pulls in (a garbage collection walks every object in the process). The timing ho
 wrap methods of the dashboard's classes in the child. Everything is written under one
 temporary directory, removed at the end.
 
-    .venv/bin/python benchmarks/bench_dashboard.py [--runs 10000] [--profile] [--json out.json]
+The idle line runs the app on its own project (``bench_scale.fill``), nothing running,
+and reads the child's CPU time and resident memory over 20 s; ``--idle-only`` measures
+only it (100,000 runs: about 90 s).
+
+    .venv/bin/python benchmarks/bench_dashboard.py [--runs 10000] [--idle-only] [--profile] [--json out.json]
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import json
 import os
 import pstats
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -68,6 +73,10 @@ DEADLINE = 60.0
 FIRST_SCREEN_TARGET_S = 1.0
 REFRESH_TARGET_S = 0.050
 KEY_TARGET_S = 0.100
+IDLE_SETTLE_S = 3.0  # after all runs are in the table, before the idle window
+IDLE_S = 20.0
+IDLE_CPU_TARGET = 2.0  # percent of a core, at 100,000 runs (issue 16)
+IDLE_RSS_TARGET_MB = 250
 SCRIPT = Path(__file__).resolve()
 RESULTS = SCRIPT.parent / "results" / "dashboard.json"
 # What a terminal is sent: the headless driver of run_test writes nothing, so each frame
@@ -133,8 +142,9 @@ class Mover(threading.Thread):
         try:
             state = {}
             for store, ids in stores:
-                for row in store.runs_by_id(ids):
-                    state[store, row["id"]] = [row["epoch"], row["step"]]
+                for row in store.runs(["running"]):
+                    if row["id"] in ids:
+                        state[store, row["id"]] = [row["epoch"], row["step"]]
             while not self.stop.wait(UPDATE_SECONDS):
                 for store, ids in stores:
                     for run_id in ids:
@@ -223,7 +233,7 @@ def hooks() -> Iterator[None]:
         end = time.perf_counter()
         PROBE.lines.append((start, end - start))
         row = int(self.scroll_offset.y) + y - 1
-        if y >= 1 and row < len(self.rows):
+        if y >= 1 and row < self.row_count:
             PROBE.row_in_frame = True
             if PROBE.first_line is None:
                 PROBE.first_line = end
@@ -231,11 +241,11 @@ def hooks() -> Iterator[None]:
                 PROBE.key_painted = True
         return strip
 
-    def timed_show(self: RunsScreen, runs: Any, rows: Any, widths: Any) -> None:
+    def timed_show(self: RunsScreen, *args: Any) -> None:
         cpu = time.thread_time()
         start = time.perf_counter()
-        show(self, runs, rows, widths)
-        PROBE.shows.append(Show(start, time.perf_counter() - start, len(runs), cpu))
+        show(self, *args)
+        PROBE.shows.append(Show(start, time.perf_counter() - start, self.table.row_count, cpu))
 
     def painting(method: Callable[..., Any]) -> Callable[..., Any]:
         """Time the outermost of the screen's paint entry points (they call each other)."""
@@ -507,6 +517,54 @@ def live_refresh(root: Path) -> dict[str, Any]:
     }
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process so far, every thread, user and system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def memory_mb() -> dict[str, float]:
+    """This process's resident memory now and at its peak (``/proc/self/status``), MB."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return {key: int(fields[name].split()[0]) / 1024 for key, name in (("rss", "VmRSS"), ("peak", "VmHWM"))}
+
+
+async def idle(root: Path, total: int, seconds: float) -> dict[str, Any]:
+    """One app on a project where nothing runs or changes: the first screen, the time
+    to all runs in the table, then, after ``IDLE_SETTLE_S``, the CPU the process uses
+    over ``seconds`` (the app sleeps meanwhile: no checks, no repaints forced) and its
+    resident memory."""
+    reset_probe()
+    start = time.perf_counter()
+    app = Dashboard(api.Project(root))
+    async with app.run_test(size=SIZE):
+        await until(lambda: PROBE.first_frame is not None, "the first screen")
+        loaded_deadline = DEADLINE + total / 1_000  # reading 100,000 runs takes a while
+        await until(
+            lambda: runs_screen(app).table.row_count == total, "all runs in the table", loaded_deadline
+        )
+        loaded = time.perf_counter()
+        await asyncio.sleep(IDLE_SETTLE_S)
+        cpu, wall, shows = cpu_seconds(), time.perf_counter(), len(PROBE.shows)
+        await asyncio.sleep(seconds)
+        cpu, wall = cpu_seconds() - cpu, time.perf_counter() - wall
+        memory = memory_mb()
+        if runs_screen(app).table.row_count != total:
+            raise RuntimeError(f"the table shows {runs_screen(app).table.row_count} runs, the store {total}")
+        idle_shows = len(PROBE.shows) - shows
+    assert PROBE.first_frame is not None
+    return {
+        "first_screen_s": PROBE.first_frame - start,
+        "all_runs_s": loaded - start,
+        "cpu_percent": 100 * cpu / wall,
+        "idle_s": wall,
+        "idle_shows": idle_shows,
+        "rss_mb": memory["rss"],
+        "peak_rss_mb": memory["peak"],
+        "first_frame_at": PROBE.first_frame,
+    }
+
+
 def profile_text(profiler: cProfile.Profile, what: str) -> str:
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
@@ -515,10 +573,14 @@ def profile_text(profiler: cProfile.Profile, what: str) -> str:
     return f"cProfile of the UI thread, {what}:\n" + out.getvalue()
 
 
-def child(kind: str, root: Path, total: int) -> dict[str, Any]:
-    """One measurement in this (child) process: ``first``, ``steady`` or ``profile``."""
+def child(kind: str, root: Path, total: int, idle_s: float = IDLE_S) -> dict[str, Any]:
+    """One measurement in this (child) process: ``idle``, ``first``, ``steady`` or ``profile``."""
     wall, clock = time.time(), time.perf_counter()  # to turn perf_counter times into wall times
     with hooks():
+        if kind == "idle":
+            result = asyncio.run(idle(root, total, idle_s))
+            result["first_frame_wall"] = wall + result.pop("first_frame_at") - clock
+            return result
         if kind == "first":
             result = asyncio.run(first_screen(root, total))
             result["first_frame_wall"] = wall + result.pop("first_frame_at") - clock
@@ -543,11 +605,13 @@ def child(kind: str, root: Path, total: int) -> dict[str, Any]:
 # --- the parent: projects, children, report ------------------------------------------------
 
 
-def run_child(kind: str, root: Path, total: int, env: dict[str, str], out: Path) -> dict[str, Any]:
+def run_child(
+    kind: str, root: Path, total: int, env: dict[str, str], out: Path, idle_s: float = IDLE_S
+) -> dict[str, Any]:
     """Run ``child(kind, ...)`` in a fresh interpreter; its result, with the wall time
     at which it was started (``popen_wall``)."""
     args = [sys.executable, str(SCRIPT), "--child", kind, "--root", str(root), "--total", str(total)]
-    args += ["--json", str(out)]
+    args += ["--json", str(out), "--idle-seconds", str(idle_s)]
     started = time.time()
     proc = subprocess.run(args, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -613,6 +677,35 @@ def gc_text(side: dict[str, Any]) -> str:
     gen1_max = max(gc_refreshes["gen1"]["max_s"], gc_keys["gen1"]["max_s"])
     seconds = gc_refreshes["seconds"] + gc_keys["seconds"]
     return f"{gen2} full in {seconds:.0f} s, longest {ms(gen2_max)}; gen1 longest {ms(gen1_max)}"
+
+
+def idle_line(root: Path, runs: int, env: dict[str, str]) -> Line:
+    """The idle dashboard on its own project of ``runs`` finished runs (filled in bulk by
+    ``bench_scale.fill``, 50 metric rows each), nothing running: one untimed child
+    (bytecode of what loads lazily), then one measured."""
+    from bench_scale import fill
+
+    project = api.create_project(root / f"idle-{runs}")
+    filled = fill(project, runs)
+    out = root / "idle.json"
+    run_child("idle", project, runs, env, out, idle_s=0.0)
+    got = run_child("idle", project, runs, env, out)
+    process_s = got["first_frame_wall"] - got["popen_wall"]
+    return Line(
+        name=f"idle dashboard, {runs:,} runs, nothing running",
+        target=f"< {IDLE_CPU_TARGET:.0f}% of a core, < {IDLE_RSS_TARGET_MB} MB, first screen < {FIRST_SCREEN_TARGET_S:.0f} s",
+        measured=(
+            f"{got['cpu_percent']:.2f}% of a core over {got['idle_s']:.0f} s ({got['idle_shows']} table updates); "
+            f"RSS {got['rss_mb']:.0f} MB (peak {got['peak_rss_mb']:.0f}); first screen {got['first_screen_s']:.3f} s "
+            f"from Dashboard(), {process_s:.3f} s from process start; all runs in the table {got['all_runs_s']:.2f} s"
+        ),
+        passed=(
+            got["cpu_percent"] < IDLE_CPU_TARGET
+            and got["peak_rss_mb"] < IDLE_RSS_TARGET_MB
+            and got["first_screen_s"] < FIRST_SCREEN_TARGET_S
+        ),
+        values=got | {"process_first_screen_s": process_s, "fill": filled},
+    )
 
 
 def lines_for(sides: dict[int, dict[str, Any]], runs: int, imports: dict[str, float]) -> list[Line]:
@@ -727,12 +820,16 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true", help="profile the UI thread even when every target is met"
     )
     parser.add_argument("--json", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
-    parser.add_argument("--child", choices=("first", "steady", "profile"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--idle-only", action="store_true", help="only the idle line (a quick look at 100,000 runs)"
+    )
+    parser.add_argument("--child", choices=("idle", "first", "steady", "profile"), help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--total", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--idle-seconds", type=float, default=IDLE_S, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        args.json.write_text(json.dumps(child(args.child, args.root, args.total)))
+        args.json.write_text(json.dumps(child(args.child, args.root, args.total, args.idle_seconds)))
         return 0
 
     # bench_store imports torch (through vml.train), which a dashboard's process does
@@ -744,6 +841,13 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         env = child_env(root)
         imports = import_time(env)
+        idle = idle_line(root, args.runs, env)
+        if args.idle_only:
+            elapsed = time.perf_counter() - started
+            run_args = {"runs": args.runs, "idle_only": True, "size": SIZE}
+            return finish(
+                [idle], elapsed, args.json, versions("textual", "rich") | {"vml": vml.__version__}, run_args
+            )
         projects, totals, running = {}, {}, []
         setup: dict[str, Any] = {}
         for n in (BASELINE_RUNS, args.runs):
@@ -763,7 +867,7 @@ def main(argv: list[str] | None = None) -> int:
                     sides[n]["first"].append(run_child("first", project, totals[n], env, out))
             for n, project in projects.items():
                 sides[n] |= run_child("steady", project, totals[n], env, out)
-            lines = lines_for(sides, args.runs, imports)
+            lines = [*lines_for(sides, args.runs, imports), idle]
             if args.profile or any(line.passed is False for line in lines):
                 profile = run_child("profile", projects[args.runs], totals[args.runs], env, out)
                 lines[0].profile = short_paths(profile["profile"])

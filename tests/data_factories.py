@@ -150,6 +150,18 @@ def csv_project(
     return write_spec(root, {"model": "mlp", "samples-dir": "samples", **top, "data": data})
 
 
+def digits_csv_project(
+    tmp: Path, edit: Callable[[list[list[Any]]], None] | None = None, per_class: int = 10, **top: Any
+) -> Path:
+    """A CSV project of ``per_class`` digits a class at ``tmp/p``, its rows changed by
+    ``edit`` first (to make them wrong in some way)."""
+    header, x, y = digits(per_class)
+    rows = digit_rows(x, y)
+    if edit:
+        edit(rows)
+    return csv_project(tmp / "p", [*header, "label"], rows, **top)
+
+
 def named_digits_project(root: Path, per_class: int | None = None, **kwargs: Any) -> Path:
     """The digits as a CSV whose labels are the names 'zero'..'nine'."""
     header, x, y = digits(per_class)

@@ -5,11 +5,23 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+from data_factories import (
+    csv_project,
+    digit_rows,
+    digits,
+    digits_csv_project,
+    image_project,
+    npz_project,
+    prepare,
+)
+from PIL import Image
 
 from vml import api
 from vml.config import load_project, recorded_project
@@ -403,3 +415,308 @@ def assert_no_run_listed(project: Path, ml) -> None:
     listed = ml("list", "--format", "json", cwd=project)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == []
+
+
+# ---- the command line as click reads it --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["list", "--limit", "5"], "ml list has no option --limit (ml list --help lists them)"),
+        (["list", "--colums", "name"], "ml list has no option --colums (did you mean --columns? ml list"),
+        (
+            ["wait", "@last", "--timeout", "soon"],
+            "invalid value for --timeout: 'soon' is not a valid float (ml wait --help)",
+        ),
+        (
+            ["queue", "-j", "x", "--epochs=1,2"],
+            "invalid value for -j: 'x' is not a valid int (ml queue --help)",
+        ),
+        (["prune", "--older-than"], "--older-than needs a value (ml prune --help)"),
+        (["show"], "ml show needs RUN (ml show --help)"),
+        (["trian"], "no such command 'trian', did you mean 'train'? (ml --help)"),
+        (["wait", "@last", "--poll", "0"], "--poll 0 must be more than 0 (seconds, e.g. --poll 1)"),
+        (["new", "vergeml.yaml/x"], "cannot create vergeml.yaml/x: Not a directory"),
+    ],
+    ids=[
+        "unknown-option",
+        "misspelt-option",
+        "float",
+        "int",
+        "no-value",
+        "no-argument",
+        "command",
+        "poll",
+        "new",
+    ],
+)
+def test_command_line_mistakes_are_one_line(project: Path, ml, args: list[str], line: str) -> None:
+    result = ml(*args, cwd=project)
+    first = assert_usage_error(result, line)
+    assert result.stderr.splitlines() == [first]  # no usage block
+    assert_nothing_recorded(project)
+
+
+# ---- runs and tune files: where the YAML is wrong -------------------------------------------
+
+
+def test_runs_file_yaml_error_points_at_line_and_column(
+    project: Path, ml, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "runs.yaml").write_text("runs:\n  a: {epochs: 1\n  b: {epochs: 2}\n", encoding="utf-8")
+    result = ml("queue", "runs.yaml", cwd=project)
+    first = assert_usage_error(result, "runs.yaml:3:4: YAML syntax error: expected ',' or '}', but got ':'")
+    assert result.stderr.splitlines()[1:] == ["    b: {epochs: 2}", "     ^"], first
+    assert_no_run_listed(project, ml)
+
+    # The tune file, a runs file's template and a value YAML cannot build: the same.
+    monkeypatch.chdir(project)  # paths are told relative to where ml runs
+    (project / "tune.yaml").write_text("tune:\n  trials: 2: 3\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"^tune\.yaml:2:12: YAML syntax error: mapping values"):
+        api.Project(project).plan_tune_file(project / "tune.yaml")
+    (project / "wide.yaml").write_text("train: [1,\n", encoding="utf-8")
+    (project / "runs.yaml").write_text("runs:\n  a: {template: wide.yaml}\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"^wide\.yaml:\d+:\d+: YAML syntax error"):
+        api.Project(project).plan_runs_file(project / "runs.yaml")
+    (project / "runs.yaml").write_text("runs:\n  a: {random-seed: 2024-13-01}\n", encoding="utf-8")
+    with pytest.raises(
+        UsageError, match=r"^runs\.yaml:2:20: '2024-13-01' reads as a timestamp but is not one"
+    ):
+        api.Project(project).plan_runs_file(project / "runs.yaml")
+
+
+# ---- data files and image folders (in process: prepare_data is where they are read) ---------
+
+
+def _csv_not_utf8(tmp: Path):
+    root = digits_csv_project(tmp, per_class=5)
+    (root / "samples" / "digits.csv").write_bytes(b"pixel,label\n1,caf\xe9\n")
+    return root, ["samples/digits.csv:2:6: not UTF-8 text (byte 0xe9; save it as UTF-8 CSV"]
+
+
+def _column_named_twice(tmp: Path):
+    root = digits_csv_project(tmp, per_class=5)
+    csv = root / "samples" / "digits.csv"
+    csv.write_text(csv.read_text().replace("pixel_0_1,", "pixel_0_0,", 1))
+    return root, ["samples/digits.csv line 1: the header names column 'pixel_0_0' twice (rename one"]
+
+
+def _infinite_value(tmp: Path):
+    root = digits_csv_project(tmp, per_class=5, edit=lambda rows: rows[2].__setitem__(3, "inf"))
+    return root, ["samples/digits.csv line 4, column 'pixel_0_3': 'inf' is not a finite number"]
+
+
+def _npz_not_an_archive(tmp: Path):
+    _, x, y = digits(5)
+    root = npz_project(tmp / "p", x, y)
+    (root / "samples" / "digits.npz").write_bytes(b"")  # np.load: EOFError, which typer turns into "Aborted!"
+    return root, ["samples/digits.npz is not an .npz archive (save the arrays with numpy.savez"]
+
+
+def _npz_missing_its_labels(tmp: Path):
+    _, x, y = digits(5)
+    root = npz_project(tmp / "p", x, y)
+    np.savez(root / "samples" / "digits.npz", x=x, targets=y)
+    return root, ["array 'y' is not in samples/digits.npz (it has: x, targets; set data.input.y)"]
+
+
+def _npz_infinite_value(tmp: Path):
+    _, x, y = digits(5)
+    x = x.astype(float)
+    x[4, 7] = float("-inf")
+    return npz_project(tmp / "p", x, y), [
+        "samples/digits.npz: x[4, 7] is -inf (make every value a finite number)"
+    ]
+
+
+def _class_folder_without_images(tmp: Path):
+    root = image_project(tmp / "p", per_class=3)
+    (root / "samples" / "cat").mkdir()
+    (root / "samples" / "cat" / "notes.txt").write_text("the pictures are still on my phone")
+    return root, ["class folder samples/cat has no images (add .png or .jpg files to it, or remove it)"]
+
+
+def _empty_image_file(tmp: Path):
+    root = image_project(tmp / "p", per_class=3)
+    (root / "samples" / "3" / "0.png").write_bytes(b"")
+    return root, ["unreadable image samples/3/0.png: the file is empty (replace or remove the file)"]
+
+
+def _too_few_samples_for_a_split(tmp: Path):
+    header, x, y = digits(1)
+    rows = digit_rows(x[:4], y[:4])
+    return csv_project(tmp / "p", [*header, "label"], rows, **{"val-split": "10%"}), [
+        "val-split (10%) of 4 samples is none of them (add samples, or give a count, e.g. val-split: 1)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        _csv_not_utf8,
+        _column_named_twice,
+        _infinite_value,
+        _npz_not_an_archive,
+        _npz_missing_its_labels,
+        _npz_infinite_value,
+        _class_folder_without_images,
+        _empty_image_file,
+        _too_few_samples_for_a_split,
+    ],
+    ids=lambda f: f.__name__[1:],
+)
+def test_bad_data_is_one_line_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case) -> None:
+    # ml train's path to these (exit 2, nothing recorded) is test_sources' bad-data test.
+    root, needles = case(tmp_path)
+    monkeypatch.chdir(root)  # paths are told relative to where ml runs
+    with pytest.raises(UsageError) as caught:
+        prepare(root)
+    assert "\n" not in caught.value.message
+    for needle in needles:
+        assert needle in caught.value.message, caught.value.message
+
+
+# ---- the files given to ml predict ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two projects with one run each (an epoch on 100 digit rows, on 30 digit images)."""
+    tmp = tmp_path_factory.mktemp("trained")
+    header, x, y = digits(10)
+    roots = {
+        "table": csv_project(tmp / "table", [*header, "label"], digit_rows(x, y)),
+        "images": image_project(tmp / "images", per_class=3),
+    }
+    for root in roots.values():
+        assert api.Project(root).train_in_process(["--epochs=1"], stderr=io.StringIO()).status == "finished"
+    return roots
+
+
+def _write(path: Path, content: str | bytes) -> Path:
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "content", "message"),
+    [
+        ("table", "gone.csv", None, "no such file: {path} (check the path)"),
+        ("table", "rows", "dir", "{path} is a directory (pass its files, e.g. {path}/*.csv)"),
+        (
+            "table",
+            "empty.csv",
+            "",
+            "{path} is empty (it needs a header row with the run's columns, then rows)",
+        ),
+        ("table", "header.csv", "{header}\n", "{path} has a header but no rows to predict (add rows)"),
+        ("table", "other.csv", "a,b\n1,2\n", "{path} lacks the column(s) pixel_0_0, pixel_0_1, pixel_0_2"),
+        ("table", "short.csv", "{header}\n{row}\n1,2\n", "{path} line 3: 2 values but the header has 65"),
+        (
+            "table",
+            "text.csv",
+            "{header}\nx{row}\n",
+            "{path} line 2, column 'pixel_0_0': 'x0' is not a number",
+        ),
+        ("table", "latin1.csv", b"caf\xe9\n", "{path}:1:4: not UTF-8 text (byte 0xe9"),
+        ("table", "photo.png", b"\x89PNG", "{path} is an image; this run was trained on table rows"),
+        (
+            "images",
+            "broken.png",
+            b"\x89PNG\r\n\x1a\nbroken",
+            "unreadable image {shown}: not an image Pillow can read",
+        ),
+        ("images", "rows.csv", "{header}\n", "{path} is not an image; this run was trained on images"),
+        (
+            "images",
+            "wide.png",
+            "wide",
+            "{path} is 12x8 grey after the run's preprocess ops, but the run was trained on 8x8 grey",
+        ),
+    ],
+    ids=[
+        "missing",
+        "directory",
+        "empty",
+        "header-only",
+        "other-columns",
+        "ragged",
+        "not-a-number",
+        "not-utf8",
+        "image-to-table-run",
+        "corrupt-image",
+        "csv-to-image-run",
+        "image-size",
+    ],
+)
+def test_predict_refuses_bad_input_files(
+    trained: dict[str, Path], tmp_path: Path, kind: str, name: str, content, message: str
+) -> None:
+    header = ",".join([*digits(1)[0], "label"])
+    path = tmp_path / name
+    if content == "dir":
+        path.mkdir()
+    elif content == "wide":
+        Image.new("L", (12, 8)).save(path)
+    elif content is not None:
+        _write(
+            path,
+            content.format(header=header, row="0," * 63 + "0,3") if isinstance(content, str) else content,
+        )
+    with pytest.raises(UsageError) as caught:
+        api.Project(trained[kind]).predict("@last", [path])
+    expected = message.format(path=path, shown=os.path.relpath(path))
+    assert caught.value.message.startswith(expected), caught.value.message
+
+
+def test_export_to_a_file_or_an_unwritable_place(trained: dict[str, Path]) -> None:
+    project = api.Project(trained["table"])
+    with pytest.raises(UsageError, match=r"vergeml\.yaml is a file \(pick a new directory\)"):
+        project.export("@last", trained["table"] / "vergeml.yaml")
+    with pytest.raises(UsageError, match=r"^cannot write /proc/model: .* \(pick a directory you can write\)"):
+        project.export("@last", "/proc/model")  # /proc takes no new folder, even from root
+
+
+# ---- net.py code that fails to build -------------------------------------------------------
+
+NET = """
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, input_shape, num_classes):
+        super().__init__()
+        self.layer = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        return self.layer(x)
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "from torch import nn",
+            "from torch import nn\nimport torchvison",
+            "could not be built: ModuleNotFoundError: No module named 'torchvison' (at net.py:3;",
+        ),
+        (
+            "super().__init__()",
+            "super().__init__()\n        raise ValueError('no GPU here')",
+            "could not be built: ValueError: no GPU here (at net.py:8; fix it there, ml help models)",
+        ),
+        ("class Net(nn.Module):", "class Net:", "built a Net, not a torch.nn.Module (make it subclass"),
+        ("self.layer = nn.Linear(64, num_classes)", "pass", "has no trainable parameters (give it layers"),
+    ],
+    ids=["import-error", "init-raises", "not-a-module", "no-parameters"],
+)
+def test_model_code_that_fails_to_build_is_refused_before_a_run(
+    project: Path, old: str, new: str, message: str
+) -> None:
+    use_net(project, NET.replace(old, new))
+    with pytest.raises(UsageError) as caught:
+        api.Project(project).train_in_process(["--epochs=1"], stderr=io.StringIO())
+    assert caught.value.message.startswith(f"model ./net.py:Net {message}"), caught.value.message
+    assert_nothing_recorded(project)

@@ -16,8 +16,9 @@ from helpers import run_ml
 from textual.widgets import DataTable, Input, Static
 
 from vml import api
-from vml.tui.app import Dashboard, sorted_runs
+from vml.tui.app import Dashboard
 from vml.tui.new_run import NewRunScreen
+from vml.tui.rows import sorted_runs
 from vml.tui.run_screen import RunScreen
 from vml.tui.study_screen import StudyScreen
 from vml.tui.table import RunTable

@@ -369,7 +369,7 @@ def test_an_ambiguous_prefix_lists_the_matches(project: Path, ml) -> None:
     result = ml("show", "swift", cwd=project)
     assert (result.returncode, result.stderr) == (
         2,
-        "ml: error: 'swift' matches 2 runs: swift-b, swift-a (type more of the name)\n",
+        "ml: error: 'swift' matches 2 runs: swift-a, swift-b (type more of the name)\n",
     )
 
 

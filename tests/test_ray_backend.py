@@ -4,6 +4,7 @@ project's store only through the driver, files written in place or copied back, 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 
 from vml import api
 from vml.launch import sweep
-from vml.launch.ray import RayScheduler
+from vml.launch.ray import CHUNK_BYTES, PACKAGE_LIMIT, RayScheduler, _Incoming, _pieces, cluster_runtime_env
 
 DEADLINE = 180.0
 
@@ -98,3 +99,36 @@ def test_a_study_on_ray_reports_prunes_and_records_like_a_local_one(project: Pat
     late_hopeless = [r for r in trials if "1e-05" in r["hyperparameters"] and r["trial"] > first_finished]
     assert late_hopeless and all(r["status"] == "pruned" and r["epoch"] < 60 for r in late_hopeless)
     assert all(r["prune_reason"].startswith("pruned at epoch ") for r in late_hopeless)
+
+
+def test_a_checkpoint_comes_back_in_pieces_whole_or_not_at_all(tmp_path: Path) -> None:
+    # What a task streams and the driver writes, without a cluster: a 20 MiB file as
+    # pieces of at most CHUNK_BYTES, and a stream cut off halfway leaving nothing.
+    sent, back = tmp_path / "sent", tmp_path / "back"
+    (sent / "epochs").mkdir(parents=True)
+    (sent / "best.pt").write_bytes(os.urandom(20 * 1024 * 1024))
+    (sent / "epochs" / "epoch-1.pt").write_bytes(b"")
+    pieces = list(_pieces(sent))
+    assert max(len(piece) for _, _, piece in pieces) == CHUNK_BYTES
+    incoming = _Incoming(back)
+    for piece in pieces:
+        incoming.add(*piece)
+    assert (back / "best.pt").read_bytes() == (sent / "best.pt").read_bytes()
+    assert (back / "epochs" / "epoch-1.pt").read_bytes() == b""
+    cut = _Incoming(tmp_path / "cut")
+    for piece in pieces[:2]:
+        cut.add(*piece)
+    cut.discard()  # the task died
+    assert [p.name for p in (tmp_path / "cut").iterdir()] == []
+
+
+def test_a_cluster_gets_vml_and_the_project_less_its_runs_unless_too_big(project: Path) -> None:
+    config = api.Project(project).config
+    env, sent = cluster_runtime_env(config)
+    assert sent and env["working_dir"] == str(project)
+    assert Path(env["py_modules"][0], "launch", "ray.py").is_file()
+    assert {"/trainings/", "/.cache/", ".git/"} <= set(env["excludes"])
+    with (project / "data" / "huge.bin").open("wb") as handle:
+        handle.truncate(PACKAGE_LIMIT + 1)  # sparse: no disk space taken
+    env, sent = cluster_runtime_env(config)
+    assert not sent and "working_dir" not in env and env["py_modules"]

@@ -19,6 +19,7 @@ from data_factories import (
     digit_png,
     digit_rows,
     digits,
+    digits_csv_project,
     image_project,
     named_digits_project,
     npz_project,
@@ -420,32 +421,24 @@ def test_splits_keep_each_class_share(tmp_path: Path) -> None:
 # ---- bad input -------------------------------------------------------------------------
 
 
-def _digits_csv(tmp: Path, rows_edit: Callable[[list[list]], None] | None = None, **top) -> Path:
-    header, x, y = digits(10)
-    rows = digit_rows(x, y)
-    if rows_edit:
-        rows_edit(rows)
-    return csv_project(tmp / "p", [*header, "label"], rows, **top)
-
-
 def _empty_csv(tmp: Path):
-    root = _digits_csv(tmp)
+    root = digits_csv_project(tmp)
     (root / "samples" / "digits.csv").write_text("")
     return root, ["samples/digits.csv", "empty"]
 
 
 def _header_only_csv(tmp: Path):
-    root = _digits_csv(tmp, lambda rows: rows.clear())
+    root = digits_csv_project(tmp, lambda rows: rows.clear())
     return root, ["samples/digits.csv", "no data rows"]
 
 
 def _short_row(tmp: Path):
-    root = _digits_csv(tmp, lambda rows: rows[3].pop(10))  # line 5: one value short
+    root = digits_csv_project(tmp, lambda rows: rows[3].pop(10))  # line 5: one value short
     return root, ["samples/digits.csv line 5", "64 values", "65"]
 
 
 def _long_row(tmp: Path):
-    root = _digits_csv(tmp, lambda rows: rows[3].append(7))  # line 5: one value too many
+    root = digits_csv_project(tmp, lambda rows: rows[3].append(7))  # line 5: one value too many
     return root, ["samples/digits.csv line 5", "66 values", "65"]
 
 
@@ -453,7 +446,7 @@ def _missing_value(tmp: Path):
     def blank(rows: list[list]) -> None:
         rows[6][2] = ""
 
-    root = _digits_csv(tmp, blank)
+    root = digits_csv_project(tmp, blank)
     return root, ["samples/digits.csv line 8", "'pixel_0_2'", "missing: drop or mean"]
 
 
@@ -462,7 +455,7 @@ def _one_class(tmp: Path):
         for row in rows:
             row[-1] = "seven"
 
-    root = _digits_csv(tmp, same)
+    root = digits_csv_project(tmp, same)
     return root, ["samples/digits.csv", "one class", "'seven'"]
 
 
@@ -508,7 +501,7 @@ def _unknown_op_option(tmp: Path):
 
 
 def _image_op_on_csv(tmp: Path):
-    root = _digits_csv(tmp, preprocess=[{"op": "flip-horizontal"}])
+    root = digits_csv_project(tmp, preprocess=[{"op": "flip-horizontal"}])
     return root, ["vergeml.yaml:", "flip-horizontal", "table"]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -25,24 +25,27 @@ from vml.config import (
     resolve_hyperparameters,
     resolve_task,
 )
-from vml.errors import ConflictError, NotFoundError, UsageError, did_you_mean
+from vml.errors import ConflictError, NotFoundError, UsageError
 from vml.names import generate_name, validate_name
-from vml.paths import PROJECT_FILE, db_path, run_dir, trainings_dir
+from vml.paths import PROJECT_FILE, db_path, trainings_dir
 from vml.run import Run, RunFailed
 from vml.store.runs import ACTIVE_STATES, DELETED, ENDED_STATES, RUN_STATES, TEST_METRICS
-from vml.views import LIST_COLUMNS, check_column, known_columns, public_run, run_value, sort_runs
+from vml.views import LIST_COLUMNS, check_column, known_columns, public_run, run_value, sort_order
 
 if TYPE_CHECKING:
     from vml.evaluate.plots import CurvePlot, MatrixPlot
     from vml.launch import Say
     from vml.launch.study import StudySpec
     from vml.launch.sweep import Planned, Queued
+    from vml.store.selection import Selection
 
 __all__ = ["ACTIVE_STATES", "ENDED_STATES", "RUN_STATES", "Project", "Run", "RunFailed", "create_project", "templates"]
 
 DEFAULT_TEMPLATE = "default"
 # The most runs at once, CPU threads or GPUs per run a sweep or study may ask for.
 SCHEDULER_LIMIT = 4096
+# Runs ml prune deletes in one transaction.
+PRUNE_BATCH = 1_000
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,10 @@ def create_project(path: Path | str, template: str = DEFAULT_TEMPLATE) -> Path:
         raise UsageError(f"unknown template {template!r} (available: {names}; see ml new --list-templates)")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UsageError(f"{target} already exists and is not empty (pick a new directory name)")
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # under a file, or where nothing may be made (/proc)
+        raise UsageError(f"cannot create {target}: {exc.strerror} (pick a directory you can write)") from None
     _copy_tree(chosen.files, target)
     generate = _GENERATED.get(chosen.name)
     if generate is not None:
@@ -156,23 +162,9 @@ class Project:
         """Every recorded run (or those in ``status``; the newest ``limit``) as a store
         record, newest first. Live runs whose process died are marked ``crashed`` on
         the way; an ended run whose folder was deleted shows as ``deleted``."""
-        if not self.db_path.exists():
-            return []
-        from vml.liveness import reap, reap_sweeps
-        from vml.store import RunStore
+        from vml import catalog
 
-        states = [status] if isinstance(status, str) else status
-        # "deleted" is not stored: it is read from the folders, so those rows are filtered here.
-        stored = None if states is None or DELETED in states else states
-        with RunStore(self.db_path) as store:
-            reap(store, store.runs(ACTIVE_STATES))
-            reap_sweeps(store)
-            rows = store.runs(stored, limit)
-        for row in rows:
-            # A live run keeps its state (it can still be cancelled) even if its folder went.
-            if row["status"] not in ACTIVE_STATES and not run_dir(self.root, row["name"]).is_dir():
-                row["status"] = DELETED
-        return [row for row in rows if states is None or row["status"] in states]
+        return list(catalog.rows(self.root, self._selection(status=status), limit))
 
     def sweep_ids(self) -> list[str]:
         """The ids of the recorded sweeps, newest first."""
@@ -218,18 +210,49 @@ class Project:
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Runs in the shape ``ml list`` shows, newest first or sorted by ``sort``,
-        filtered by ``status`` and the ``where`` conditions; at most ``limit``."""
+        filtered by ``status`` and the ``where`` conditions; at most ``limit``. The
+        filter, the sort and the limit are done by SQLite."""
+        from vml import catalog
+
+        return catalog.public_runs(self.root, self._selection(sort, status, where), limit)
+
+    def count_runs(self, status: str | list[str] | None = None, where: str | list[str] | None = None) -> int:
+        """How many runs ``list_runs`` with these filters would return."""
+        from vml import catalog
+
+        return catalog.count(self.root, self._selection(status=status, where=where))
+
+    def runs_json(
+        self, sort: str | None = None, status: str | list[str] | None = None, where: str | list[str] | None = None
+    ) -> Iterator[str]:
+        """``list_runs``' runs as JSON text, one run at a time (``ml list --format json``
+        streams them: flat memory however many runs there are)."""
+        from vml import catalog
+
+        return catalog.json_lines(self.root, self._selection(sort, status, where))
+
+    def _selection(
+        self,
+        sort: str | None = None,
+        status: str | list[str] | None = None,
+        where: str | list[str] | None = None,
+    ) -> Selection:
+        """The checked filters and sort of a listing: unknown states, columns and
+        malformed conditions are refused here, before anything is read."""
+        from vml.query import parse_conditions
+        from vml.store.selection import Selection
+
         states = [status] if isinstance(status, str) else status
         for state in states or ():
             if state not in RUN_STATES:
                 raise UsageError(f"unknown status {state!r} (use one of: {', '.join(RUN_STATES)})")
-        newest = limit if not (sort or where) else None
-        runs = self.matching([public_run(row) for row in self.records(states, newest)], where)
-        runs = sort_runs(runs, sort) if sort else runs
-        return runs[:limit] if limit is not None else runs
+        known = self.known_columns() if sort or where else set()
+        conditions = parse_conditions([where] if isinstance(where, str) else where, known) if where else ()
+        return Selection(states, tuple(conditions), sort_order(sort, known) if sort else None)
 
     def matching(self, runs: list[dict[str, Any]], where: str | list[str] | None) -> list[dict[str, Any]]:
-        """The public runs among ``runs`` that meet every ``where`` condition."""
+        """The public runs among ``runs`` (held in memory, as the dashboard does) that
+        meet every ``where`` condition."""
         if not where:
             return runs
         from vml.query import parse_conditions
@@ -242,15 +265,19 @@ class Project:
         chosen = self.config.list_columns
         if not chosen:
             return LIST_COLUMNS
-        known = self.known_columns([])
+        known = self.known_columns()
         for column in chosen:
             check_column(column, known, f"list.columns of {PROJECT_FILE}", "use a column of ml list --format json")
         return ("instance", *(c for c in chosen if c != "instance"))
 
-    def known_columns(self, runs: list[dict[str, Any]]) -> set[str]:
+    def known_columns(self, runs: Iterable[dict[str, Any]] = ()) -> set[str]:
         """Columns ``ml list`` can show or filter on: the run fields, the
-        hyperparameters of ``runs`` and those the project declares."""
-        return known_columns(runs, {p.name for p in self.config.declared_hyperparameters()})
+        hyperparameters any run was recorded with (and those of ``runs``) and those
+        the project declares."""
+        from vml import catalog
+
+        declared = {p.name for p in self.config.declared_hyperparameters()}
+        return known_columns(runs, declared | catalog.hyperparameter_keys(self.root))
 
     def resolve(self, overrides: dict[str, Any] | list[str] | None = None) -> dict[str, Any]:
         """The hyperparameters a run would get: defaults < vergeml.yaml < ``overrides``
@@ -540,12 +567,13 @@ class Project:
         """A study as ``ml tune show`` prints it: its settings, best trial (with the
         ``ml train`` command that repeats it), every trial's state and value, the
         hyperparameter importances and the best value after each trial."""
+        from vml import catalog
         from vml.launch.study import summarize
         from vml.store import RunStore
 
         if not self.db_path.exists():
             raise NotFoundError(f"no study {study_id!r} (ml tune starts one)")
-        self.records()  # trials whose process died read crashed
+        catalog.reap_live(self.root)  # trials whose process died read crashed
         with RunStore(self.db_path) as store:
             return summarize(store, self.config, study_id)
 
@@ -632,36 +660,32 @@ class Project:
         for state in states:
             if state not in ENDED_STATES:
                 raise UsageError(f"cannot prune {state!r} runs (prune one of: {', '.join(ENDED_STATES)})")
-        cutoff = datetime.now(timezone.utc) - age
-        doomed = [
-            run
-            for run in self.list_runs(status=states)
-            if datetime.fromisoformat(run["training_end"] or run["training_start"]) < cutoff
-        ]
-        if not dry_run:
-            for run in doomed:
-                self.delete(f"@{run['instance']}")
-        return doomed
+        try:
+            cutoff = (datetime.now(timezone.utc) - age).isoformat(timespec="milliseconds")
+        except OverflowError:  # before the year 1: no run ended that long ago
+            return []
+        if not self.db_path.exists():
+            return []
+        from vml.store import RunStore
+
+        with RunStore(self.db_path) as store:
+            doomed = store.ended_before(cutoff, states)
+            if not dry_run:
+                # A batch at a time: its rows go in one transaction, then its folders,
+                # so an interrupted prune leaves no record without its folder.
+                for start in range(0, len(doomed), PRUNE_BATCH):
+                    batch = doomed[start : start + PRUNE_BATCH]
+                    store.delete_runs([row["id"] for row in batch])
+                    for row in batch:
+                        shutil.rmtree(self.trainings_dir / row["name"], ignore_errors=True)
+        return [public_run({**row, "hyperparameters": {}}) for row in doomed]
 
     def find_run(self, ref: str) -> dict[str, Any]:
-        """A run by full name, ``@name``, a unique prefix, or ``@last`` (the newest)."""
-        runs = self.records()
-        if not runs:
-            raise NotFoundError("there are no runs yet (start one with: ml train)")
-        if ref == "@last":
-            return runs[0]
-        name = ref.removeprefix("@")
-        for run in runs:
-            if run["name"] == name:
-                return run
-        matches = [run for run in runs if run["name"].startswith(name)]
-        if len(matches) == 1:
-            return matches[0]
-        if matches:
-            shown = ", ".join(run["name"] for run in matches[:10])
-            raise UsageError(f"{ref!r} matches {len(matches)} runs: {shown} (type more of the name)")
-        hint = did_you_mean(name, [run["name"] for run in runs], "ml list shows the runs")
-        raise NotFoundError(f"no run named {ref!r} ({hint})")
+        """A run by full name, ``@name``, a unique prefix, or ``@last`` (the newest),
+        found through the store's name index."""
+        from vml import catalog
+
+        return catalog.find(self.root, ref)
 
     def _prepare_for(self, run: dict[str, Any], stderr: TextIO, purpose: str):
         """The data a run trained on, prepared again (from the cache when unchanged);
@@ -754,12 +778,19 @@ class Project:
         model allows) a ``torch.export`` program, usable without vml."""
         run = self.find_run(ref)
         target = Path(directory)
+        if target.exists() and not target.is_dir():
+            raise UsageError(f"{target} is a file (pick a new directory)")
         if target.exists() and any(target.iterdir()):
             raise UsageError(f"{target} is not empty (pick a new directory)")
         from vml.train.inference import export, load_best
 
         model, checkpoint = load_best(self.trainings_dir / run["name"], self.root)
-        return export(model, checkpoint, self.trainings_dir / run["name"], target)
+        try:
+            return export(model, checkpoint, self.trainings_dir / run["name"], target)
+        except OSError as exc:  # a full disk is DiskFullError; this is a place not to write
+            raise UsageError(
+                f"cannot write {target}: {exc.strerror} (pick a directory you can write)"
+            ) from None
 
     def plot(
         self,

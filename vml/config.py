@@ -8,7 +8,7 @@ place (file, line, caret; or the flag), the value and the fix.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -517,10 +517,13 @@ def _shown(file: Path) -> str:
     return os.path.relpath(file) if not os.path.relpath(file).startswith("../..") else str(file)
 
 
-def read_user_text(file: Path, shown: str | None = None) -> str:
-    """The text of a file the user writes (vergeml.yaml, a runs file); ``UsageError``
-    naming the file (as ``shown``) when it is not UTF-8 text or cannot be read.
-    ``FileNotFoundError`` is left to the caller, which knows the fix."""
+def read_user_text(
+    file: Path, shown: str | None = None, fix: str = "replace it with YAML saved as UTF-8"
+) -> str:
+    """The text of a file the user writes (vergeml.yaml, a runs file, a CSV file);
+    ``UsageError`` naming the file (as ``shown``) and ending in ``fix`` when it is not
+    UTF-8 text, or naming it when it cannot be read. ``FileNotFoundError`` is left to
+    the caller, which knows the fix."""
     shown = shown or _shown(file)
     try:
         data = file.read_bytes()
@@ -532,8 +535,7 @@ def read_user_text(file: Path, shown: str | None = None) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - data.rfind(b"\n", 0, exc.start)
         raise UsageError(
-            f"{shown}:{line}:{column}: not UTF-8 text (byte 0x{data[exc.start]:02x}; "
-            "replace it with YAML saved as UTF-8)"
+            f"{shown}:{line}:{column}: not UTF-8 text (byte 0x{data[exc.start]:02x}; {fix})"
         ) from None
 
 
@@ -546,16 +548,57 @@ def _read_yaml(file: Path) -> tuple[dict[str, Any], dict[tuple, yaml.Mark]]:
         marks: dict[tuple, yaml.Mark] = {}
         tree = _construct(loader, node, (), marks, file) if node is not None else {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise UsageError(
-            *_at(file, mark, f"YAML syntax error: {problem} (fix the file's indentation or quoting)")
-        ) from None
+        raise _syntax_error(file, exc) from None
     finally:
         loader.dispose()
     if not isinstance(tree, dict):
         raise UsageError(*_at(file, node.start_mark, "the file must be a mapping of keys"))
     return tree, marks
+
+
+def _syntax_error(file: Path, exc: yaml.YAMLError) -> UsageError:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    return UsageError(
+        *_at(file, mark, f"YAML syntax error: {problem} (fix the file's indentation or quoting)")
+    )
+
+
+def read_user_yaml(file: Path) -> Any:
+    """A YAML file the user writes besides vergeml.yaml (a runs or tune file, a
+    template), as ``yaml.safe_load`` reads it; ``UsageError`` at file:line:column
+    (and the line, with a caret) for a syntax error or a value YAML cannot build,
+    as for vergeml.yaml. ``FileNotFoundError`` is left to the caller."""
+    loader = yaml.SafeLoader(read_user_text(file))
+    node = None
+    try:
+        node = loader.get_single_node()
+        return loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        raise _syntax_error(file, exc) from None
+    except ValueError:  # 2024-13-01, a 5000-digit integer: find the value and say where
+        for scalar in _scalar_nodes(node):
+            _scalar(yaml.SafeLoader(""), scalar, file)  # a fresh loader: the failed one holds state
+        raise
+    finally:
+        loader.dispose()
+
+
+def _scalar_nodes(node: yaml.Node | None) -> Iterator[yaml.ScalarNode]:
+    """Every scalar under ``node``, each once (an alias may repeat a node, or hold itself)."""
+    seen: set[int] = set()
+    todo = [node] if node is not None else []
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            yield node
+        elif isinstance(node, yaml.MappingNode):
+            todo.extend(part for pair in reversed(node.value) for part in reversed(pair))
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(reversed(node.value))
 
 
 def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: tuple, marks: dict, file: Path) -> Any:

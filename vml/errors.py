@@ -103,6 +103,33 @@ def disk_full(path: os.PathLike, needed: int | None) -> DiskFullError:
     return DiskFullError(f"disk full while writing {_shown(Path(path))} ({about}{free})")
 
 
+# An I/O error that SQLite does not call "full" (the WAL's shared-memory file failing
+# to grow: "disk I/O error") counts as a full disk when less than this is free. The
+# file grows 32 KiB at a time.
+STORE_SLACK_BYTES = 64 * 1024
+
+
+def store_disk_full(exc: BaseException, path: os.PathLike) -> DiskFullError | None:
+    """The ``DiskFullError`` for ``exc``, a SQLite error on the store at ``path``, when
+    it means the disk is full ("database or disk is full", or "disk I/O error" with
+    next to nothing free); None otherwise."""
+    import shutil
+    import sqlite3
+
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(exc, sqlite3.Error) or code is None:
+        return None
+    if code & 0xFF == sqlite3.SQLITE_IOERR:
+        try:
+            if shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free >= STORE_SLACK_BYTES:
+                return None
+        except OSError:
+            return None
+    elif code & 0xFF != sqlite3.SQLITE_FULL:
+        return None
+    return disk_full(path, None)
+
+
 def _shown(path) -> str:
     """``path`` relative to the working directory when it lies inside it."""
     try:

@@ -25,6 +25,7 @@ from typing import Any
 
 import psutil
 
+from vml.errors import DiskFullError
 from vml.store import RunRecords, RunStore
 from vml.store.runs import utcnow
 
@@ -193,21 +194,25 @@ class Heartbeat:
 
     def _beat(self) -> None:
         meter = ResourceMeter(os.getpid())
-        if isinstance(self.store, RunStore):
-            opened = RunStore(self.store.path)
-        elif isinstance(self.store, Path):
-            opened = RunStore(self.store)
-        else:
-            opened = contextlib.nullcontext(self.store)
-        with opened as store:
+        with contextlib.ExitStack() as stack:
+            store = None
             while not self._stop.wait(self.interval):
                 try:
+                    if store is None:
+                        store = stack.enter_context(self._open())
                     store.update_run(self.run_id, heartbeat=utcnow(), resources=json.dumps(meter.read()))
-                except sqlite3.OperationalError:  # a full disk (or a busy store): try at the next beat
+                except (DiskFullError, sqlite3.OperationalError):  # a full disk, a busy store: next beat
                     continue
                 if not self._cancel_sent and store.cancel_requested(self.run_id):
                     self._cancel_sent = True
                     _thread.interrupt_main(signal.SIGINT)
+
+    def _open(self) -> contextlib.AbstractContextManager[RunRecords]:
+        if isinstance(self.store, RunStore):
+            return RunStore(self.store.path)
+        if isinstance(self.store, Path):
+            return RunStore(self.store)
+        return contextlib.nullcontext(self.store)
 
 
 def parse_age(text: str) -> timedelta:
@@ -216,4 +221,7 @@ def parse_age(text: str) -> timedelta:
     number, unit = text[:-1].strip(), text[-1:].lower()
     if unit not in units or not number.replace(".", "", 1).isdigit():
         raise ValueError(f"{text!r} is not a duration like 30m, 12h, 7d or 2w")
-    return timedelta(**{units[unit]: float(number)})
+    try:
+        return timedelta(**{units[unit]: float(number)})
+    except OverflowError:  # past timedelta's 999,999,999 days
+        raise ValueError(f"{text!r} is longer than any run has lasted (give at most 999999999d)") from None

@@ -46,13 +46,17 @@ class Condition:
         if isinstance(actual, bool) or isinstance(wanted, bool):
             actual, wanted = str(actual).lower(), str(wanted).lower()
         elif isinstance(actual, (int, float)) and not isinstance(wanted, (int, float)):
-            raise UsageError(
-                f"--where {self.text!r}: {self.column} is a number and {wanted!r} is not (compare it with a number)"
-            )
+            raise self.number_error()
         elif not isinstance(actual, (int, float)):
             # Text compares as text: ISO dates (training_start>2026-06-01) sort correctly.
             actual, wanted = str(actual), str(wanted)
         return OPERATORS[self.op](actual, wanted)
+
+    def number_error(self) -> UsageError:
+        """The error of comparing a column that holds numbers with text."""
+        return UsageError(
+            f"--where {self.text!r}: {self.column} is a number and {self.value!r} is not (compare it with a number)"
+        )
 
 
 def parse_conditions(texts: Iterable[str], known: set[str]) -> list[Condition]:

@@ -16,58 +16,21 @@ from vml.errors import UsageError, did_you_mean
 from vml.params import normalize_key
 from vml.paths import BEST, LOG_FILE
 from vml.store.runs import EPOCH_METRICS, TEST_METRICS
+from vml.store.selection import FIELD_COLUMNS
 
 LIST_COLUMNS = ("instance", "model", "status", "training_start", "epoch", "batch", "test_acc", "test_loss")
-PUBLIC_KEYS = (
-    "instance",
-    "model",
-    "status",
-    "training_start",
-    "training_end",
-    "epoch",
-    "epochs",
-    "batch",
-    "batches",
-    *TEST_METRICS,
-    "monitor",
-    "best_metric",
-    "best_epoch",
-    "fingerprint",
-    "error",
-    "sweep",
-    "trial",
-    "prune_reason",
-    "rerun_of",
-    "hyperparameters",
-)
+PUBLIC_KEYS = (*FIELD_COLUMNS, "hyperparameters")
 COMPARED_RESULTS = ("model", "status", "epoch", "best_epoch", "best_metric", *TEST_METRICS)
 
 
 def public_run(row: dict[str, Any], status: str | None = None) -> dict[str, Any]:
     """A store row in the shape users see (``ml list --format json``); ``status``
     overrides the stored one (``deleted``)."""
-    return {
-        "instance": row["name"],
-        "model": row["model"],
-        "status": status or row["status"],
-        "training_start": row["started_at"],
-        "training_end": row["ended_at"],
-        "epoch": row["epoch"],
-        "epochs": row["epochs"],
-        "batch": row["step"],
-        "batches": row["steps"],
-        **{key: row.get(key) for key in TEST_METRICS},
-        "monitor": row["monitor"],
-        "best_metric": row["best_metric"],
-        "best_epoch": row["best_epoch"],
-        "fingerprint": row["fingerprint"],
-        "error": row["error"],
-        "sweep": row.get("sweep"),
-        "trial": row.get("trial"),
-        "prune_reason": row.get("prune_reason"),
-        "rerun_of": row.get("rerun_of"),
-        "hyperparameters": row["hyperparameters"],
-    }
+    run = {key: row.get(column) for key, column in FIELD_COLUMNS.items()}
+    if status is not None:
+        run["status"] = status
+    run["hyperparameters"] = row["hyperparameters"]
+    return run
 
 
 def show_run(row: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -130,16 +93,15 @@ def run_value(run: dict[str, Any], key: str) -> Any:
     return run[key] if key in run else run["hyperparameters"].get(key)
 
 
-def sort_runs(runs: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """Sort by ``key`` ascending, or descending for ``key:desc`` / ``-key``; runs
-    without a value go last."""
+def sort_order(key: str, known: set[str]) -> tuple[str, bool]:
+    """``--sort``'s column and whether descending: ``key`` ascending, ``key:desc`` or
+    ``-key`` descending; ``UsageError`` for a column not ``known``."""
     descending = key.startswith("-") or key.endswith(":desc")
     field = normalize_key(key.lstrip("-").removesuffix(":desc").removesuffix(":asc"))
-    known = known_columns(runs)
     if field not in known:
         hint = did_you_mean(field, known, f"e.g. {', '.join(LIST_COLUMNS[:4])}")
         raise UsageError(f"cannot sort by {key!r}: no such column ({hint})")
-    return sort_by(runs, field, descending)
+    return field, descending
 
 
 def sort_by(runs: list[dict[str, Any]], column: str, descending: bool = False) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -31,6 +32,9 @@ from vml.cli import (
 from vml.cli import help as help_cmd
 from vml.cli.options import remember_arguments
 from vml.errors import ExitCode, VmlError
+
+# The click that typer runs on (typer 0.2x vendors its own): its refusals of a command line.
+clicks = importlib.import_module(typer.BadParameter.__module__)
 
 app = typer.Typer(
     name="ml",
@@ -117,7 +121,20 @@ def main(argv: list[str] | None = None) -> None:
             print(f"ml: note: {note}", file=sys.stderr)
         remember_arguments(translated.argv)
         with vergeml_args.environment(translated.env):
-            app(args=translated.argv, prog_name="ml")
+            # Not standalone: click's refusals of the command line come here, to be told
+            # as one line like vml's own, and an Exit's code comes back (commands return None).
+            code = app(args=translated.argv, prog_name="ml", standalone_mode=False)
+        if code:
+            sys.exit(code)
+    except clicks.NoArgsIsHelpError as exc:  # plain ml (or ml cache): the help
+        exc.show()
+        sys.exit(exc.exit_code)
+    except clicks.ClickException as exc:
+        print(f"ml: error: {click_error(exc, argv)}", file=sys.stderr)
+        sys.exit(int(ExitCode.USAGE))
+    except typer.Abort:  # end of input at a prompt
+        print("ml: aborted", file=sys.stderr)
+        sys.exit(int(ExitCode.FAILURE))
     except VmlError as exc:
         if _debug or os.environ.get("VML_DEBUG"):
             traceback.print_exc()
@@ -133,3 +150,39 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"ml: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         sys.exit(int(ExitCode.FAILURE))
+
+
+def click_error(exc: Exception, argv: list[str]) -> str:
+    """click's refusal of ``ml ARGV`` (an unknown option, a value of the wrong type, a
+    missing argument) as one line: what was wrong, then where the usage is."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else command_path(argv)
+    usage = f"{command} --help"
+    if isinstance(exc, clicks.BadOptionUsage) and "requires" in exc.message:
+        return f"{exc.option_name} needs a value ({usage})"
+    if isinstance(exc, clicks.NoSuchOption):
+        close = " or ".join(p for p in exc.possibilities or () if p != "--help")
+        hint = f"did you mean {close}? {usage} lists them" if close else f"{usage} lists them"
+        return f"{command} has no option {exc.option_name} ({hint})"
+    param = getattr(exc, "param", None)
+    if param is not None:
+        name = (param.name or "").upper()
+        if param.param_type_name == "option":  # as typed: --top, -k or --labels
+            typed = (o for o in param.opts if any(a == o or a.startswith(f"{o}=") for a in argv))
+            name = next(typed, param.opts[0])
+        if isinstance(exc, clicks.MissingParameter):
+            return f"{command} needs {name} ({usage})"
+        return f"invalid value for {name}: {exc.message.rstrip('.')} ({usage})"
+    message = exc.format_message().rstrip(".").replace(". Did you mean", ", did you mean")
+    return f"{message[:1].lower()}{message[1:]} ({usage})"
+
+
+def command_path(argv: list[str]) -> str:
+    """``ml list`` or ``ml cache prune``: the command ``argv`` names (click's parser
+    errors do not say)."""
+    path, command = ["ml"], typer.main.get_command(app)
+    words = [word for word in argv if not word.startswith("-")]
+    while words and words[0] in getattr(command, "commands", {}):
+        command = command.commands[words[0]]
+        path.append(words.pop(0))
+    return " ".join(path)

@@ -20,6 +20,10 @@ def wait(
     sweep_id: str | None = typer.Option(None, "--sweep", help="Wait for every run of this sweep."),
 ) -> None:
     """Block until the runs end; exit 0 if all finished, 1 otherwise."""
+    if timeout is not None and timeout < 0:
+        raise UsageError(f"--timeout {timeout:g} must be 0 or more (seconds)")
+    if poll <= 0:
+        raise UsageError(f"--poll {poll:g} must be more than 0 (seconds, e.g. --poll 1)")
     if not runs and sweep_id is None:
         raise UsageError("name the runs to wait for (e.g. ml wait @last) or a sweep (--sweep ID)")
     project = api.Project()

@@ -86,19 +86,15 @@ def list_runs(
         where = [*where, f"sweep={sweep}"]
         sort = sort or _best_first(project, sweep)
         only_changed = True
-    page = fmt == "table" and not show_all
-    if page and not (sort or where or "deleted" in status):
-        # Only the page is read, and the rest counted: with thousands of runs, reading
-        # them all would be most of the time.
-        runs = project.list_runs(status=status or None, limit=PAGE_SIZE)
-        total = project.count_records(status or None) if len(runs) == PAGE_SIZE else len(runs)
-    else:
-        runs = project.list_runs(sort, status=status or None, where=where or None)
-        total = len(runs)
-        runs = runs[:PAGE_SIZE] if page else runs
+    selection = {"status": status or None, "where": where or None}
     if fmt == "json":
-        render.print_json(runs)
+        render.print_json_lines(project.runs_json(sort, **selection))
         return
+    page = fmt == "table" and not show_all
+    # Only the page is read, and the rest counted (in SQL): with 100,000 runs, reading
+    # them all would be most of the time.
+    runs = project.list_runs(sort, limit=PAGE_SIZE if page else None, **selection)
+    total = project.count_runs(**selection) if page and len(runs) == PAGE_SIZE else len(runs)
     chosen = _columns(project, runs, columns)
     if sweep is not None and "best_metric" not in chosen:
         chosen += ("best_metric",)

@@ -40,6 +40,16 @@ def print_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
 
 
+def print_json_lines(documents: Iterable[str]) -> None:
+    """A JSON list of documents already encoded, one a line, written as they come."""
+    write = sys.stdout.write
+    first = True
+    for text in documents:
+        write(("[\n" if first else ",\n") + text)
+        first = False
+    write("[]\n" if first else "\n]\n")
+
+
 def print_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(columns)

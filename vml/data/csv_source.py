@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from vml.config import InputConfig
+from vml.config import InputConfig, read_user_text
 from vml.data.source import Source
 from vml.errors import UsageError, did_you_mean
 
@@ -25,11 +26,25 @@ def read_csv(path: Path, options: InputConfig) -> Source:
         raise UsageError(
             f"data file {shown} not found (check data.input.file and samples-dir in vergeml.yaml)"
         )
+    try:
+        return _read(path, shown, options)
+    except UnicodeDecodeError:  # read again to say where: the csv module does not
+        read_user_text(path, shown, fix="save it as UTF-8 CSV, or point data.input.file at the CSV file")
+        raise
+
+
+def _read(path: Path, shown: str, options: InputConfig) -> Source:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = [name.strip() for name in next(reader, None) or []]
         if not header:
             raise UsageError(f"data file {shown} is empty (it needs a header row and data rows)")
+        twice = next((name for i, name in enumerate(header) if name in header[:i]), None)
+        if twice is not None:
+            raise UsageError(
+                f"{shown} line 1: the header names column {twice!r} twice (rename one; every column "
+                "needs its own name)"
+            )
         target = _column(header, options.target, shown, "data.input.target")
         wanted = options.features or tuple(name for name in header if name != options.target)
         columns = [_column(header, name, shown, "data.input.features") for name in wanted]
@@ -78,7 +93,11 @@ def _read_clean(path: Path, columns: list[int], target: int) -> tuple[np.ndarray
         labels = np.char.strip(table[:, target])
     except (ValueError, IndexError):
         return None
-    if len(labels) == 0 or np.isnan(x).any() or np.isin(np.char.lower(labels), list(MISSING_VALUES)).any():
+    if (
+        len(labels) == 0
+        or not np.isfinite(x).all()
+        or np.isin(np.char.lower(labels), list(MISSING_VALUES)).any()
+    ):
         return None
     return x, labels
 
@@ -86,17 +105,24 @@ def _read_clean(path: Path, columns: list[int], target: int) -> tuple[np.ndarray
 def _column(header: list[str], name: str, shown: str, key: str) -> int:
     if name in header:
         return header.index(name)
-    hint = did_you_mean(name, header, f"its columns: {', '.join(header[:8])}")
-    raise UsageError(f"column {name!r} is not in {shown} ({hint} Set {key})")
+    hint = did_you_mean(name, header, f"its columns: {', '.join(header[:8])};")
+    raise UsageError(f"column {name!r} is not in {shown} ({hint} set {key})")
 
 
 def _number(text: str, line: int, column: str, shown: str, missing: str) -> float:
     is_missing = text.strip().lower() in MISSING_VALUES
     if not is_missing:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             pass
+        else:
+            if math.isfinite(value):
+                return value
+            raise UsageError(
+                f"{shown} line {line}, column {column!r}: {text!r} is not a finite number "
+                "(fix the value, or leave it empty and set data.input.missing: drop or mean)"
+            )
     if is_missing:
         if missing != "error":
             return float("nan")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vml.config import IMAGE_PATTERNS
 from vml.data.source import Source
 from vml.errors import UsageError
 from vml.preprocess import SPLITS
@@ -49,7 +50,28 @@ def list_images(directory: Path, patterns: tuple[str, ...], exclude: tuple[Path,
     if (directory / CLASSES_FILE).is_file():
         return _read_label_list(directory)
     found = {p for pattern in patterns for p in directory.glob(pattern) if p.is_file()}
-    return ImageListing(directory, sorted(p for p in found if not any(p.is_relative_to(e) for e in exclude)))
+    files = sorted(p for p in found if not any(p.is_relative_to(e) for e in exclude))
+    if patterns == IMAGE_PATTERNS:  # (chosen patterns may leave folders out on purpose)
+        _refuse_empty_class(directory, files, exclude)
+    return ImageListing(directory, files)
+
+
+def _refuse_empty_class(directory: Path, files: list[Path], exclude: tuple[Path, ...]) -> None:
+    """A class folder without images would be a class training never sees."""
+    if not files:
+        return  # read_images says no images were found at all
+    held = {p.relative_to(directory).parts[0] for p in files}
+    for folder in sorted(directory.iterdir()):
+        if (
+            folder.is_dir()
+            and not folder.name.startswith(".")
+            and folder.name not in held
+            and not any(folder.is_relative_to(e) or e.is_relative_to(folder) for e in exclude)
+        ):
+            shown = os.path.relpath(folder)
+            raise UsageError(
+                f"class folder {shown} has no images (add .png or .jpg files to it, or remove it)"
+            )
 
 
 def read_images(listing: ImageListing) -> Source:
@@ -95,7 +117,13 @@ def decode(path: Path) -> np.ndarray:
                 return array[:, :, None]
             converted = image.convert("L" if image.mode in ("1", "L", "LA") else "RGB")
             array = np.asarray(converted, dtype=np.float32) / 255.0
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except UnidentifiedImageError:  # Pillow's message repeats the path, absolute
+        size = path.stat().st_size
+        what = f"not an image Pillow can read ({size} bytes; " if size else "the file is empty ("
+        raise UsageError(
+            f"unreadable image {os.path.relpath(path)}: {what}replace or remove the file)"
+        ) from None
+    except (OSError, ValueError) as exc:
         raise UsageError(
             f"unreadable image {os.path.relpath(path)}: {exc} (replace or remove the file)"
         ) from None

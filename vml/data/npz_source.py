@@ -21,6 +21,11 @@ def read_npz(path: Path, options: InputConfig) -> Source:
         raise UsageError(
             f"data file {shown} not found (check data.input.file and samples-dir in vergeml.yaml)"
         )
+    if not zipfile.is_zipfile(path):  # np.load would read it as a pickle, or fail on EOF
+        raise UsageError(
+            f"{shown} is not an .npz archive (save the arrays with numpy.savez, e.g. "
+            f"numpy.savez({shown!r}, x=features, y=labels))"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {
@@ -38,6 +43,11 @@ def read_npz(path: Path, options: InputConfig) -> Source:
         raise UsageError(f"{shown}: {options.x!r} holds {x.dtype}, not numbers (convert it to floats)")
     if len(x) == 0:
         raise UsageError(f"{shown}: {options.x!r} has no rows (add samples)")
+    if not np.isfinite(x).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+        raise UsageError(
+            f"{shown}: {options.x}[{', '.join(map(str, where))}] is {x[where]} (make every value a finite number)"
+        )
     labels = np.asarray([str(v) for v in y.tolist()])
     x = x.astype(np.float32)
     if x.ndim == 2:

@@ -13,6 +13,12 @@ def split_indices(y: np.ndarray, val: Split, test: Split, seed: int) -> dict[str
     splits in proportion to its size, and the same seed gives the same split."""
     total = len(y)
     n_val, n_test = val.size(total), test.size(total)
+    for name, split, size in (("val", val, n_val), ("test", test, n_test)):
+        if split.kind == "percent" and split.amount > 0 and size == 0:  # it would score nothing
+            raise UsageError(
+                f"{name}-split ({split}) of {total} samples is none of them (add samples, or give "
+                f"a count, e.g. {name}-split: 1)"
+            )
     if n_val + n_test >= total:
         raise UsageError(
             f"val-split ({val}) and test-split ({test}) take {n_val + n_test} of {total} "

@@ -3,10 +3,16 @@
 Each run is one Ray task asking for its CPUs and GPUs. The task trains exactly as a
 local worker does, but it never opens the project's SQLite file: what it would
 write (status, progress, metric points, events, heartbeats) goes through a Ray queue
-to the scheduler on the driver, which writes it to the store. A run's files
-(checkpoints, log) are written to its folder when the worker sees the project on
-shared storage, and otherwise sent back when the task ends. ``ml cancel`` reaches a
+to the scheduler on the driver, which writes it to the store. ``ml cancel`` reaches a
 Ray run through the store: the driver passes the request on to the task.
+
+On a cluster (an ``address``), the nodes need not see the project: the driver starts
+the job with a runtime_env that sends vml's own code (``py_modules``) and the project
+folder less its trainings and cache (``working_dir``: vergeml.yaml, net.py, the data)
+to each node. A task that sees the project at the driver's path (shared storage)
+trains there and writes its run folder in place; one that does not trains in Ray's
+copy and streams its run folder back through the object store in pieces, which the
+driver writes into trainings/NAME as they come.
 
 Ray is an optional extra: ``pip install 'vml[ray]'``.
 """
@@ -14,17 +20,18 @@ Ray is an optional extra: ``pip install 'vml[ray]'``.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from vml.atomic import write_bytes_atomic
-from vml.config import ProjectConfig
-from vml.errors import UsageError
+from vml.atomic import fsync_dir, shared_mode
+from vml.config import SETTING_VARIABLES, ProjectConfig, load_project
+from vml.errors import UsageError, disk_full, human_size, is_disk_full
 from vml.launch import Feeder
-from vml.paths import PROJECT_FILE, RUN_PROJECT_FILE, run_dir
+from vml.paths import RUN_PROJECT_FILE, run_dir
 from vml.store import RunStore
 from vml.store.runs import utcnow
 from vml.views import ending
@@ -33,6 +40,18 @@ POLL_SECONDS = 0.2
 # Store methods a task may call on the driver's store, through its relay.
 RELAYED = ("set_status", "update_run", "add_metric_points", "add_event", "delete_metrics_after")
 HOST_PREFIX = "ray:"  # a Ray run's host: readers treat it as another host's run
+# A run's files come back in pieces of this size, at most BACKPRESSURE of them in the
+# object store at a time: the driver holds one piece, never a whole checkpoint.
+CHUNK_BYTES = 8 * 1024 * 1024
+BACKPRESSURE = 4
+# Ray refuses a working_dir package over its gRPC message limit (512 MiB by default);
+# a bigger project is not sent, and the nodes then need it on shared storage.
+PACKAGE_LIMIT = 512 * 1024 * 1024
+# Left out of the copy besides trainings/ and the cache (Ray leaves out .git, .venv,
+# venv and __pycache__ itself).
+NOT_SENT = (".git", ".venv", "venv", "__pycache__")
+# Addresses that start a Ray instance on this machine, which sees the project.
+LOCAL_ADDRESSES = (None, "local")
 
 
 def require_ray():
@@ -116,37 +135,165 @@ def apply(store: RunStore, message: tuple[str, tuple, dict]) -> None:
     getattr(store, method)(*args, **kwargs)
 
 
+def cluster_runtime_env(project: ProjectConfig) -> tuple[dict[str, Any], bool]:
+    """The job's runtime_env on a cluster, and whether it sends the project: vml's
+    own code, the project settings given on the command line (``ml --model``), and
+    the project folder less trainings/, the cache, .git and virtual environments
+    when that fits in one Ray package."""
+    package = Path(__file__).resolve().parents[1]  # vml/, this file being vml/launch/ray.py
+    env: dict[str, Any] = {"py_modules": [str(package)]}
+    given = {var: os.environ[var] for var in SETTING_VARIABLES.values() if os.environ.get(var)}
+    if given:
+        env["env_vars"] = given
+    root = project.root
+    left_out = [
+        p for p in (project.trainings_dir.resolve(), project.cache_dir.resolve()) if p.is_relative_to(root)
+    ]
+    if _size(root, set(left_out)) > PACKAGE_LIMIT:
+        return env, False
+    excludes = [f"/{p.relative_to(root).as_posix()}/" for p in left_out] + [f"{name}/" for name in NOT_SENT]
+    return {**env, "working_dir": str(root), "excludes": excludes}, True
+
+
+def _size(root: Path, left_out: set[Path]) -> int:
+    """The bytes the project's copy would hold; counting stops past ``PACKAGE_LIMIT``."""
+    total = 0
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in NOT_SENT and Path(folder, d) not in left_out]
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:  # gone while we counted
+                continue
+            if total > PACKAGE_LIMIT:
+                return total
+    return total
+
+
+class _GitignoreIgnored:
+    """While Ray packages the project: send what .gitignore names too (data folders
+    are often ignored by git, and a run needs them); a .rayignore still leaves files out."""
+
+    VARIABLE = "RAY_RUNTIME_ENV_IGNORE_GITIGNORE"
+
+    def __enter__(self) -> None:
+        self._before = os.environ.get(self.VARIABLE)
+        os.environ[self.VARIABLE] = "1"
+
+    def __exit__(self, *exc: object) -> None:
+        if self._before is None:
+            os.environ.pop(self.VARIABLE, None)
+        else:
+            os.environ[self.VARIABLE] = self._before
+
+
 def train_task(
     root: str,
     name: str,
     row: dict[str, Any],
-    project_file: str | None,
+    project_text: str,
     queue: Any,
     cancels: Any,
     copy_back: bool,
-) -> dict[str, bytes]:
-    """The body of a run's Ray task: train it and return the files to copy back (none
-    when the run folder is on storage the driver sees too)."""
-    from vml.config import load_project
+    sent: bool,
+) -> Iterator[tuple[str, int, bytes]]:
+    """The body of a run's Ray task: train it with ``project_text`` (its project
+    file), then yield its run folder's files in pieces ``(path in the folder, file
+    size, piece)``, none when the folder is on storage the driver sees too."""
     from vml.train.runner import start_queued_run
 
-    project_root = Path(root) if Path(root, PROJECT_FILE).is_file() else Path.cwd()  # shared, or Ray's copy
-    folder = run_dir(project_root, name)
-    shared = folder.is_dir() and not copy_back
-    if not shared:
-        folder = Path(tempfile.mkdtemp(prefix=f"vml-{name}-"))
-    own = None
-    if project_file is not None:
-        own = folder / RUN_PROJECT_FILE
-        own.write_text(project_file, encoding="utf-8")
-    project = load_project(project_root, own)
-    with open(os.devnull, "w") as quiet:
-        start_queued_run(project, name, stderr=quiet, store=Relay(queue, row, cancels), folder=folder)
-    if shared:
-        return {}
-    return {
-        p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != RUN_PROJECT_FILE
-    }
+    relay = Relay(queue, row, cancels)
+    shared_folder = run_dir(Path(root), name)
+    shared = shared_folder.is_dir() and not copy_back
+    if shared or (not sent and Path(root).is_dir()):
+        project_root = Path(root)
+    elif sent:
+        project_root = Path.cwd()  # Ray's copy of the project: the job's working_dir
+    else:
+        error = (
+            f"this Ray node sees no project at {root} and none was sent with the task (one over "
+            f"{human_size(PACKAGE_LIMIT)} is not): put it on storage every node mounts at {root}, "
+            "or leave big files out with a .rayignore"
+        )
+        relay.set_status(row["id"], "failed", ("queued",), ended_at=utcnow(), error=error)
+        return
+    scratch = Path(tempfile.mkdtemp(prefix=f"vml-{name}-"))
+    try:
+        own = scratch / RUN_PROJECT_FILE
+        own.write_text(project_text, encoding="utf-8")
+        project = load_project(project_root, own)
+        folder = shared_folder if shared else scratch / "run"
+        folder.mkdir(exist_ok=True)
+        with open(os.devnull, "w") as quiet:
+            start_queued_run(project, name, stderr=quiet, store=relay, folder=folder)
+        if not shared:
+            yield from _pieces(folder)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _pieces(folder: Path) -> Iterator[tuple[str, int, bytes]]:
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name, size = path.relative_to(folder).as_posix(), path.stat().st_size
+        with path.open("rb") as handle:
+            yield name, size, handle.read(CHUNK_BYTES)  # the first piece: empty for an empty file
+            while piece := handle.read(CHUNK_BYTES):
+                yield name, size, piece
+
+
+class _Incoming:
+    """A run's files arriving in pieces: each is written to a temporary file beside
+    its place and renamed there once whole, so a reader never sees half a checkpoint."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._path: Path | None = None
+        self._tmp: Path | None = None
+        self._handle: Any = None
+        self._left = 0
+
+    def add(self, name: str, size: int, piece: bytes) -> None:
+        try:
+            if self._handle is None:
+                self._open(name, size)
+            self._handle.write(piece)
+            self._left -= len(piece)
+            if self._left <= 0:
+                self._close()
+        except OSError as exc:
+            path = self._path
+            self.discard()
+            if is_disk_full(exc) and path is not None:
+                raise disk_full(path, size) from exc
+            raise
+
+    def _open(self, name: str, size: int) -> None:
+        path = (self.folder / name).resolve()
+        if not path.is_relative_to(self.folder.resolve()):
+            raise ValueError(f"a task sent a file outside its run folder: {name!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        self._path, self._tmp, self._handle, self._left = path, Path(tmp), os.fdopen(fd, "wb"), size
+
+    def _close(self) -> None:
+        assert self._path is not None and self._tmp is not None
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        self._handle = None
+        os.chmod(self._tmp, shared_mode())
+        os.replace(self._tmp, self._path)
+        fsync_dir(self._path.parent)
+        self._tmp = None
+
+    def discard(self) -> None:
+        """Drop a file that did not arrive whole (the task or its node died)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
 
 
 class RayScheduler:
@@ -174,15 +321,30 @@ class RayScheduler:
         """Start and follow the runs until none is queued or running; ``ended``."""
         ray = require_ray()
         from ray.util.queue import Queue
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        started_here = not ray.is_initialized()
+        started_here, sent = not ray.is_initialized(), False
         if started_here:
             # A local instance unless told where the cluster is; this process is the driver.
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+            env = None
+            if self.address not in LOCAL_ADDRESSES:
+                env, sent = cluster_runtime_env(self.project)
+            with _GitignoreIgnored():
+                ray.init(address=self.address, runtime_env=env, include_dashboard=False, log_to_driver=False)
         task = ray.remote(train_task).options(
-            num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0
+            num_cpus=self.cpus_per_run,
+            num_gpus=self.gpus_per_run,
+            max_retries=0,
+            _generator_backpressure_num_objects=BACKPRESSURE,
         )
-        queue, cancels = Queue(), ray.remote(CancelRequests).remote()
+        # The relay's actors live on the driver's node and take no CPU from the runs.
+        here = {
+            "num_cpus": 0,
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(
+                ray.get_runtime_context().get_node_id(), soft=True
+            ),
+        }
+        queue, cancels = Queue(actor_options=here), ray.remote(CancelRequests).options(**here).remote()
         in_flight: dict[Any, str] = {}
         try:
             with RunStore(self.project.db_path) as store:
@@ -199,9 +361,9 @@ class RayScheduler:
                     for name in queued[: self.parallel - len(in_flight)]:
                         row = store.run_by_name(name)
                         own = run_dir(self.project.root, name) / RUN_PROJECT_FILE
-                        text = own.read_text(encoding="utf-8") if own.is_file() else None
+                        text = (own if own.is_file() else self.project.file).read_text(encoding="utf-8")
                         ref = task.remote(
-                            str(self.project.root), name, row, text, queue, cancels, self.copy_back
+                            str(self.project.root), name, row, text, queue, cancels, self.copy_back, sent
                         )
                         in_flight[ref] = name
                         self.say(
@@ -233,22 +395,26 @@ class RayScheduler:
             if row and row["cancel_requested"]:
                 cancels.request.remote(row["id"])
 
-    def _finish(self, store: RunStore, queue: Any, ref: Any, name: str) -> None:
+    def _finish(self, store: RunStore, queue: Any, pieces: Any, name: str) -> None:
+        """A run's task has trained: write the files it streams back, then record how it ended."""
         ray = require_ray()
+        incoming, error = _Incoming(self.project.trainings_dir / name), None
         try:
-            files, error = ray.get(ref), None
-        except Exception as exc:  # the task died: its worker, its node
-            files, error = {}, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            for ref in pieces:
+                incoming.add(*ray.get(ref))
+                self._drain(store, queue)  # the other runs go on recording meanwhile
+        except Exception as exc:  # the task died (its worker, its node), or the disk filled
+            incoming.discard()
+            error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         self._drain(store, queue)  # what it sent before it ended
-        folder = self.project.trainings_dir / name
-        for file_name, data in files.items():
-            write_bytes_atomic(folder / file_name, data)
         row = store.worker_gone(name, f"its Ray task ended without recording an end ({error or 'no error'})")
         if row is not None:
             if self.feeder is not None:
                 row = self.feeder.settle(store, row)
             self.ended[name] = row["status"]
             self.say(name, ending(row))
+            if error and row["status"] not in ("crashed", "failed"):
+                self.say(name, f"note: its files did not all come back ({error})")
 
 
 class CancelRequests:

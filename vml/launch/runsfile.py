@@ -48,7 +48,7 @@ from vml.config import (
     TOP_LEVEL_HYPERPARAMS,
     ProjectConfig,
     load_project,
-    read_user_text,
+    read_user_yaml,
     resolve_hyperparameters,
 )
 from vml.errors import UsageError
@@ -99,13 +99,9 @@ def load_yaml(path: Path, topic: str) -> tuple[Any, str]:
     missing file or a syntax error (``ml help TOPIC`` has the format)."""
     shown = os.path.relpath(path)
     try:
-        return yaml.safe_load(read_user_text(path, shown)), shown
+        return read_user_yaml(path), shown
     except FileNotFoundError:
         raise UsageError(f"no runs file {shown} (see ml help {topic} for its format)") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(
-            f"{shown}: YAML syntax error: {getattr(exc, 'problem', exc)} (fix its indentation or quoting)"
-        ) from None
 
 
 def read_runs_file(project: ProjectConfig, path: Path) -> RunsFile:
@@ -317,7 +313,10 @@ def _own_project(
         if not base_file.is_file():
             problems.append(f"{where}: template {template}: no such file")
             return None, None
-    base = yaml.safe_load(read_user_text(base_file)) or {}
+    base = read_user_yaml(base_file) or {}
+    if not isinstance(base, dict):
+        problems.append(f"{where}: template {template or base_file.name} must be a mapping of keys")
+        return None, None
     tree = {normalize_key(str(k)): v for k, v in base.items()}
     for key, value in settings.items():
         if key == "train" and isinstance(value, dict) and isinstance(tree.get("train"), dict):

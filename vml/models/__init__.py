@@ -40,7 +40,37 @@ class ModelSpec:
     error: str | None = None  # why an installed plugin cannot be used
 
     def build(self, input_shape: tuple[int, ...], num_classes: int, **hparams: Any) -> nn.Module:
-        """Import the model's code and construct the network."""
+        """Import the model's code and construct the network. For the project's own
+        file (net.py), an error its code raises, or a network without trainable
+        parameters, is a ``UsageError`` naming the file's line: before a run is recorded."""
+        if self.source is None:
+            return self._construct(input_shape, num_classes, hparams)
+        try:
+            model = self._construct(input_shape, num_classes, hparams)
+        except Exception as exc:  # the user's code: its own mistake, told in one line
+            import traceback
+
+            frames = traceback.extract_tb(exc.__traceback__)
+            lines = [f.lineno for f in frames if f.filename == str(self.source)]
+            where = f"{self.source.name}:{lines[-1]}" if lines else self.source.name
+            raise UsageError(
+                f"model {self.name} could not be built: {type(exc).__name__}: {exc} "
+                f"(at {where}; fix it there, ml help models)"
+            ) from None
+        from torch import nn
+
+        if not isinstance(model, nn.Module):
+            raise UsageError(
+                f"model {self.name} built a {type(model).__name__}, not a torch.nn.Module "
+                "(make it subclass torch.nn.Module; ml help models)"
+            )
+        if not any(p.requires_grad for p in model.parameters()):
+            raise UsageError(
+                f"model {self.name} has no trainable parameters (give it layers, e.g. nn.Linear; ml help models)"
+            )
+        return model
+
+    def _construct(self, input_shape: tuple[int, ...], num_classes: int, hparams: dict[str, Any]) -> Any:
         factory = self._load()
         accepted = inspect.signature(factory).parameters
         given = {"input_shape": input_shape, "num_classes": num_classes}

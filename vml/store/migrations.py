@@ -121,6 +121,45 @@ def m006_evaluation_and_reproduction(db: Database) -> None:
     db["runs"].add_column("rerun_of", str)
 
 
+@migrations()
+def m007_revisions_and_hyperparameter_keys(db: Database) -> None:
+    # 100,000 runs: a live view asks "what changed since revision N" (every insert or
+    # update of a run takes the next revision, kept in ``revision``), and the columns
+    # ml list can filter on come from ``hyperparameter_keys`` (reading them out of every
+    # run's JSON took 1.0 s at 100,000 runs, the table 0.1 ms). Triggers keep both, so
+    # no writer can forget them.
+    db["runs"].add_column("rev", int)
+    db["runs"].create_index(["rev"])
+    db.executescript(
+        """
+        create table revision (id integer primary key check (id = 0), rev integer not null);
+        insert into revision values (0, 0);
+        create trigger runs_insert_rev after insert on runs begin
+            update revision set rev = rev + 1;
+            update runs set rev = (select rev from revision) where id = new.id;
+        end;
+        create trigger runs_update_rev after update on runs when new.rev is old.rev begin
+            update revision set rev = rev + 1;
+            update runs set rev = (select rev from revision) where id = new.id;
+        end;
+        create trigger runs_delete_rev after delete on runs begin
+            update revision set rev = rev + 1;
+        end;
+        create table hyperparameter_keys (key text primary key) without rowid;
+        insert or ignore into hyperparameter_keys
+            select distinct j.key from runs, json_each(runs.hyperparameters) as j;
+        create trigger runs_insert_keys after insert on runs begin
+            insert or ignore into hyperparameter_keys select key from json_each(new.hyperparameters);
+        end;
+        create trigger runs_update_keys after update of hyperparameters on runs begin
+            insert or ignore into hyperparameter_keys select key from json_each(new.hyperparameters);
+        end;
+        update runs set rev = id;
+        update revision set rev = coalesce((select max(id) from runs), 0);
+        """
+    )
+
+
 def migrate(connection) -> int:
     """Apply the pending migrations on ``connection``; the schema version reached."""
     db = Database(connection)

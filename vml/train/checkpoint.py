@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,8 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
-            writer = _Writer(handle)
-            torch.save(state, writer)
+            writer = TorchWriter(handle)
+            writer.save(torch.save, state)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, shared_mode())
@@ -35,21 +36,16 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     except BaseException as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        # torch's zip writer turns a failed write into "RuntimeError: [enforce fail at
-        # inline_container.cc:672] . unexpected pos 704 vs 598": the cause is the
-        # OSError the writer saw.
-        cause = writer.error if writer is not None and writer.error and isinstance(exc, Exception) else exc
-        if is_disk_full(cause):
-            needed = max(_tensor_bytes(state), writer.attempted if writer is not None else 0)
-            raise disk_full(path, needed) from cause
-        if cause is not exc:
-            raise cause from exc
+        if is_disk_full(exc):
+            needed = max(tensor_bytes(state), writer.attempted if writer is not None else 0)
+            raise disk_full(path, needed) from exc
         raise
 
 
-class _Writer:
-    """The file ``torch.save`` writes through: it keeps the OSError that its zip writer
-    would only report as a bad position, and counts the bytes it was given."""
+class TorchWriter:
+    """The file ``torch.save`` (or ``torch.export.save``) writes through: it keeps the
+    OSError that their zip writer would only report as a bad position, and counts the
+    bytes it was given."""
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
@@ -71,8 +67,19 @@ class _Writer:
             self.error = exc
             raise
 
+    def save(self, saver: Callable[[Any, Any], None], value: Any) -> None:
+        """``saver(value, self)``; an OSError of the file is raised as itself. (torch's
+        zip writer turns a failed write into "RuntimeError: [enforce fail at
+        inline_container.cc:672] . unexpected pos 704 vs 598".)"""
+        try:
+            saver(value, self)
+        except Exception as exc:
+            if self.error is None or self.error is exc:
+                raise
+            raise self.error from exc
 
-def _tensor_bytes(value: Any, seen: set[int] | None = None) -> int:
+
+def tensor_bytes(value: Any, seen: set[int] | None = None) -> int:
     """The bytes of the tensors in ``value`` (each storage once): about the size of
     its checkpoint."""
     seen = set() if seen is None else seen
@@ -83,9 +90,9 @@ def _tensor_bytes(value: Any, seen: set[int] | None = None) -> int:
         seen.add(storage.data_ptr())
         return storage.nbytes()
     if isinstance(value, dict):
-        return sum(_tensor_bytes(v, seen) for v in value.values())
+        return sum(tensor_bytes(v, seen) for v in value.values())
     if isinstance(value, (list, tuple)):
-        return sum(_tensor_bytes(v, seen) for v in value)
+        return sum(tensor_bytes(v, seen) for v in value)
     return 0
 
 

@@ -4,23 +4,28 @@ did, evaluate, predict and export."""
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 import os
 import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
-from vml.config import IMAGE_PATTERNS
+from vml.atomic import fsync_dir, shared_mode
+from vml.config import IMAGE_PATTERNS, read_user_text
 from vml.data.image_source import decode
 from vml.data.prepare import stack_images
-from vml.errors import UsageError
+from vml.errors import UsageError, disk_full, is_disk_full
 from vml.models import get_model
 from vml.paths import BEST, CONFIG_FILE
 from vml.preprocess import OPS, ScalerOp, apply_image_ops
-from vml.train.checkpoint import load_checkpoint
+from vml.train.checkpoint import TorchWriter, load_checkpoint, tensor_bytes
 from vml.train.evaluation import keep_evaluation, predict_split
 from vml.train.loop import Tensors, loss_function
 
@@ -59,18 +64,23 @@ def test_split_scores(
 def read_inputs(files: list[Path], checkpoint: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
     """Image files, or the rows of CSV files, prepared as in training: image ops in
     their val/test form, then the scalers with the statistics fitted in training."""
-    missing = next((path for path in files if not path.is_file()), None)
-    if missing is not None:
-        raise UsageError(f"no such file: {missing} (check the path)")
     images = checkpoint["input_type"] == "labeled-image" or len(checkpoint["input_shape"]) == 3
+    for path in files:
+        if path.is_dir():
+            pattern = "*.png" if images else "*.csv"
+            raise UsageError(f"{path} is a directory (pass its files, e.g. {path / pattern})")
+        if not path.is_file():
+            raise UsageError(f"no such file: {path} (check the path)")
+        if images != (path.suffix.lower().lstrip(".") in IMAGE_SUFFIXES):
+            raise UsageError(
+                f"{path} is not an image; this run was trained on images (pass .png, .jpg, ...)"
+                if images
+                else f"{path} is an image; this run was trained on table rows (pass CSV files with its columns)"
+            )
     names: list[str] = []
     if images:
         pictures = []
         for path in files:
-            if path.suffix.lower().lstrip(".") not in IMAGE_SUFFIXES:
-                raise UsageError(
-                    f"{path} is not an image; this run was trained on images (pass .png, .jpg, ...)"
-                )
             pictures.append(decode(path))
             names.append(str(path))
         pictures, _ = apply_image_ops(
@@ -80,13 +90,24 @@ def read_inputs(files: list[Path], checkpoint: dict[str, Any]) -> tuple[np.ndarr
             np.random.default_rng(0),
             train=False,
         )
+        expected = tuple(checkpoint["input_shape"])
+        for name, picture in zip(names, pictures, strict=True):
+            shape = (picture.shape[2], *picture.shape[:2])  # (height, width, channels) -> as trained
+            if shape != expected:
+                raise UsageError(
+                    f"{name} is {_image_size(shape)} after the run's preprocess ops, but the run was "
+                    f"trained on {_image_size(expected)} images (pass images like its training data)"
+                )
         x = stack_images(pictures, tuple(names))
     else:
         rows = []
         for path in files:
+            before = len(rows)
             for line, row in _csv_rows(path, checkpoint["features"]):
                 rows.append(row)
                 names.append(f"{path}:{line}")
+            if len(rows) == before:
+                raise UsageError(f"{path} has a header but no rows to predict (add rows)")
         x = np.asarray(rows, dtype=np.float32)
     if tuple(x.shape[1:]) != tuple(checkpoint["input_shape"]):
         raise UsageError(
@@ -107,25 +128,55 @@ def scale(x: np.ndarray, checkpoint: dict[str, Any]) -> np.ndarray:
     return x
 
 
-def _csv_rows(path: Path, features: list[str]):
-    if not path.is_file():
-        raise UsageError(f"file {path} not found")
+def _image_size(shape: tuple[int, ...]) -> str:
+    """(channels, height, width) as ``8x8 grey`` or ``32x32 with 3 channels``."""
+    channels, height, width = shape
+    return f"{width}x{height} " + ("grey" if channels == 1 else f"with {channels} channels")
+
+
+def _csv_rows(path: Path, features: list[str]) -> Iterator[tuple[int, list[float]]]:
+    """Each data row's line and its values of ``features`` (the run's columns)."""
+    try:
+        yield from _read_rows(path, features)
+    except UnicodeDecodeError:  # read again to say where: the csv module does not
+        read_user_text(path, str(path), fix="pass a CSV file saved as UTF-8")
+        raise
+
+
+def _read_rows(path: Path, features: list[str]) -> Iterator[tuple[int, list[float]]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = [name.strip() for name in next(reader, [])]
+        if not header:
+            raise UsageError(f"{path} is empty (it needs a header row with the run's columns, then rows)")
         missing = [f for f in features if f not in header]
         if missing:
-            raise UsageError(f"{path} lacks the column(s) {', '.join(missing[:5])} the run was trained on")
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise UsageError(
+                f"{path} lacks the column(s) {', '.join(missing[:5])}{more} the run was trained on "
+                "(its header must name them, as the training data's did)"
+            )
         columns = [header.index(f) for f in features]
         for line, row in enumerate(reader, start=2):
             if not row:
                 continue
-            try:
-                yield line, [float(row[c]) for c in columns]
-            except (ValueError, IndexError):
+            if len(row) != len(header):
                 raise UsageError(
-                    f"{path} line {line}: not a row of {len(features)} numbers (fix the row)"
-                ) from None
+                    f"{path} line {line}: {len(row)} values but the header has {len(header)} "
+                    "(fix the row or the header)"
+                )
+            values = []
+            for column in columns:
+                try:
+                    values.append(float(row[column]))
+                except ValueError:
+                    values.append(math.nan)
+                if not math.isfinite(values[-1]):
+                    raise UsageError(
+                        f"{path} line {line}, column {header[column]!r}: {row[column]!r} is not a "
+                        "number (fix the value; predict needs every column the run was trained on)"
+                    )
+            yield line, values
 
 
 @torch.no_grad()
@@ -156,24 +207,68 @@ def predict(
 
 
 def export(model: torch.nn.Module, checkpoint: dict[str, Any], folder: Path, target: Path) -> list[str]:
-    """Write what it takes to use the model without vml; returns the file names."""
-    target.mkdir(parents=True, exist_ok=True)
-    written = ["weights.pt", CONFIG_FILE, "labels.json", "preprocess.json"]
-    torch.save(model.state_dict(), target / "weights.pt")
-    shutil.copyfile(folder / CONFIG_FILE, target / CONFIG_FILE)
-    (target / "labels.json").write_text(json.dumps(checkpoint["classes"], indent=2))
-    states = {k: v.tolist() for k, v in checkpoint["preprocess_state"].items()}
-    (target / "preprocess.json").write_text(
-        json.dumps(
-            {"ops": checkpoint["preprocess"], "state": states, "features": checkpoint["features"]}, indent=2
-        )
-    )
-    example = torch.zeros((2, *checkpoint["input_shape"]))
+    """Write what it takes to use the model without vml into ``target`` (a new or empty
+    folder); returns the file paths. The files go to a temporary folder beside it that
+    becomes ``target`` once all are written: a full disk leaves no half export, and
+    raises ``DiskFullError`` naming the file and about what the whole export needs."""
+    files = _ExportFiles()
     try:
-        program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
-        torch.export.save(program, target / "model.pt2")
-        written.append("model.pt2")
-    except Exception as exc:  # not every model can be exported; the weights still are
-        (target / "EXPORT-FAILED.txt").write_text(f"torch.export could not trace this model: {exc}\n")
-        written.append("EXPORT-FAILED.txt")
-    return [os.path.join(target, name) for name in written]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = files.folder = Path(
+            tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        )
+        weights = model.state_dict()
+        files.write("weights.pt", lambda f: TorchWriter(f).save(torch.save, weights), tensor_bytes(weights))
+        files.data(CONFIG_FILE, (folder / CONFIG_FILE).read_bytes())
+        files.data("labels.json", json.dumps(checkpoint["classes"], indent=2).encode())
+        states = {k: v.tolist() for k, v in checkpoint["preprocess_state"].items()}
+        preprocess = {"ops": checkpoint["preprocess"], "state": states, "features": checkpoint["features"]}
+        files.data("preprocess.json", json.dumps(preprocess, indent=2).encode())
+        example = torch.zeros((2, *checkpoint["input_shape"]))
+        try:
+            program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+            # In memory first: its size (the weights and the traced code) is known
+            # before it is written, for the disk-full message.
+            archive = io.BytesIO()
+            torch.export.save(program, archive)
+        except Exception as exc:  # not every model can be exported; the weights still are
+            files.data("EXPORT-FAILED.txt", f"torch.export could not trace this model: {exc}\n".encode())
+        else:
+            files.data("model.pt2", archive.getbuffer())
+        os.chmod(staging, shared_mode(0o777))
+        os.replace(staging, target)  # a folder renamed over an empty one replaces it
+    except BaseException as exc:
+        if files.folder is not None:
+            shutil.rmtree(files.folder, ignore_errors=True)
+        if is_disk_full(exc):
+            # Named as it would have been, with what the whole export needed so far.
+            raise disk_full(target / files.writing, files.size + files.needed) from exc
+        raise
+    fsync_dir(target.parent)
+    return [os.path.join(target, name) for name in files.names]
+
+
+class _ExportFiles:
+    """The files of an export, written into its temporary folder one by one: their
+    names, the bytes written, and the file being written with what it should need."""
+
+    def __init__(self) -> None:
+        self.folder: Path | None = None
+        self.names: list[str] = []
+        self.size = 0
+        self.writing = ""
+        self.needed = 0
+
+    def write(self, name: str, write: Callable[[BinaryIO], Any], needed: int = 0) -> None:
+        self.writing, self.needed = name, needed
+        with open(self.folder / name, "wb") as handle:
+            write(handle)
+            handle.flush()
+            self.needed = max(needed, handle.tell())
+            os.fsync(handle.fileno())
+        os.chmod(self.folder / name, shared_mode())
+        self.names.append(name)
+        self.size += self.needed
+
+    def data(self, name: str, data: bytes | memoryview) -> None:
+        self.write(name, lambda f: f.write(data), len(data))

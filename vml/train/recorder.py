@@ -4,6 +4,7 @@ progress about once a second; the epoch's metrics at each epoch end."""
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime, timezone
 
@@ -23,7 +24,10 @@ class StoreRecorder(Callback):
         self.store = store
         self.run_id = run_id
         self.best = best
-        self._last_flush = time.monotonic()
+        # The first step is written at once, as LogLines prints its first line at
+        # once: a live view shows the run moving, and a store that cannot be written
+        # (a full disk) stops the run at its first step rather than a second later.
+        self._last_flush = -math.inf
         self._points: list[tuple[int, int, float, float, float]] = []
 
     def on_step_end(self, trainer: Trainer) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 from vml.atomic import write_text_atomic
 from vml.config import ProjectConfig, Split, resolve_task
 from vml.data.prepare import PreparedData, prepare_data
-from vml.errors import ConflictError, DiskFullError, UsageError, VmlError, disk_full
+from vml.errors import ConflictError, DiskFullError, UsageError, VmlError, disk_full, is_disk_full
 from vml.invocation import command_line
 from vml.liveness import Heartbeat, process_identity
 from vml.models.fit import check_fits
@@ -113,15 +112,26 @@ def train_run(
             **_run_fields(hparams, data, monitor),
         )
         folder = project.trainings_dir / name
-        if project_file is not None:
-            write_text_atomic(folder / RUN_PROJECT_FILE, yaml.safe_dump(project_file, sort_keys=False))
-        try:
-            _write_config(folder, project, name, hparams, data)
-            _write_repro(folder, project, name, hparams, data, device, command_line())
-            run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id)
-            return _execute(run, stderr, resume=None)
-        except KeyboardInterrupt:
-            return _cancelled_while_starting(store, run_id, name, monitor)
+        with DiskReserve(folder, store) as reserve:
+            try:
+                try:
+                    if project_file is not None:
+                        write_text_atomic(
+                            folder / RUN_PROJECT_FILE, yaml.safe_dump(project_file, sort_keys=False)
+                        )
+                    _write_config(folder, project, name, hparams, data)
+                    _write_repro(folder, project, name, hparams, data, device, command_line())
+                except Exception as exc:  # recorded, not left running (a SIGINT: cancelled below)
+                    failure, _ = _end_failed(store, run_id, folder, exc, reserve)
+                    if failure is exc:
+                        raise
+                    raise failure from exc
+                run = _Run(
+                    project, name, hparams, task, monitor, data, model, device, folder, store, run_id, reserve
+                )
+                return _execute(run, stderr, resume=None)
+            except KeyboardInterrupt:
+                return _cancelled_while_starting(store, run_id, name, monitor)
 
 
 def start_queued_run(
@@ -156,7 +166,7 @@ def _start_queued(
     # while the config and repro.json are written (git and the package list take a
     # while): the run then reads cancelled, never crashed.
     try:
-        with Heartbeat(store, run_id):
+        with Heartbeat(store, run_id), DiskReserve(folder, store) as reserve:
             try:
                 hparams = row["hyperparameters"]
                 task, monitor = resolve_task(hparams)
@@ -174,10 +184,11 @@ def _start_queued(
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:
-                error = exc.message if isinstance(exc, VmlError) else f"{type(exc).__name__}: {exc}"
-                store.set_status(run_id, "failed", ("running",), ended_at=utcnow(), error=error)
+                _, error = _end_failed(store, run_id, folder, exc, reserve)
                 return RunResult(name, "failed", monitor=monitor, error=error)
-            run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, run_id)
+            run = _Run(
+                project, name, hparams, task, monitor, data, model, device, folder, store, run_id, reserve
+            )
             return _execute(run, stderr, resume=None, heartbeat=False)
     except KeyboardInterrupt:
         return _cancelled_while_starting(store, run_id, name, monitor)
@@ -243,7 +254,7 @@ def resume_run(
     if epochs is not None:
         hparams["epochs"] = epochs
         stretch_schedule(checkpoint, hparams)
-    with RunStore(project.db_path) as store:
+    with RunStore(project.db_path) as store, DiskReserve(folder, store) as reserve:
         states = (*RESUMABLE, "finished") if epochs is not None else RESUMABLE
         process = {**_process_fields(), "started_at": row["started_at"]}  # keeps its place in ml list
         # Test scores (its end's, or ml test's) are those of a best.pt the run may now
@@ -268,10 +279,13 @@ def resume_run(
             try:
                 _record_new_total(store, row["id"], folder, hparams, before, _printer(stderr))
             except BaseException as exc:  # not left running: ml resume --epochs tries again
-                error = f"{type(exc).__name__}: {exc}"
-                store.set_status(row["id"], "failed", ("running",), ended_at=utcnow(), error=error)
-                raise
-        run = _Run(project, name, hparams, task, monitor, data, model, device, folder, store, row["id"])
+                failure, _ = _end_failed(store, row["id"], folder, exc, reserve)
+                if failure is exc:
+                    raise
+                raise failure from exc
+        run = _Run(
+            project, name, hparams, task, monitor, data, model, device, folder, store, row["id"], reserve
+        )
         return _execute(run, stderr, resume=checkpoint)
 
 
@@ -295,8 +309,8 @@ def _record_new_total(
     kind = "extended" if after > before else "shortened"
     message = f"{kind} from {before} to {after} epochs"
     store.add_event(run_id, kind, message)
-    with (folder / LOG_FILE).open("a", encoding="utf-8") as log:
-        log.write(f"run {folder.name}: {message}\n")
+    with RunLog(folder) as log:
+        log.line(f"run {folder.name}: {message}")
     say(f"{folder.name}: {message}")
 
 
@@ -320,11 +334,8 @@ def _execute(run: _Run, stderr: TextIO, resume: dict[str, Any] | None, heartbeat
 
 def _execute_logged(run: _Run, stderr: TextIO, resume: dict[str, Any] | None) -> RunResult:
     store, run_id = run.store, run.run_id
-    with (run.folder / LOG_FILE).open("a", encoding="utf-8", buffering=1) as log:
-
-        def log_line(line: str) -> None:
-            log.write(line + "\n")
-
+    with RunLog(run.folder) as log:
+        log_line = log.line
         verb = f"resumed after epoch {resume['epoch']}" if resume else "started"
         rank, processes = world()
         spread = f" x {processes} processes (DistributedDataParallel)" if processes > 1 else ""
@@ -335,52 +346,127 @@ def _execute_logged(run: _Run, stderr: TextIO, resume: dict[str, Any] | None) ->
             result = _train(run, stderr, log_line, resume)
         except KeyboardInterrupt:
             store.set_status(run_id, "cancelled", ("running",), ended_at=utcnow())
-            log_line("cancelled")
-            return RunResult(run.name, "cancelled", monitor=run.monitor)
+            result = RunResult(run.name, "cancelled", monitor=run.monitor)
+            last = "cancelled"
         except BaseException as exc:
-            failure = _with_next_step(run, exc)
-            error = (
-                failure.message if isinstance(failure, VmlError) else f"{type(failure).__name__}: {failure}"
-            )
-            try:
-                store.set_status(run_id, "failed", ("running",), ended_at=utcnow(), error=error)
-            except Exception:
-                # A store on a disk with 0 bytes free cannot record anything ("database
-                # or disk is full"): the run reads crashed once this process is gone,
-                # and the user still sees why.
-                if not isinstance(failure, DiskFullError):
-                    raise
-            try:
+            failure, error = _end_failed(store, run_id, run.folder, exc, run.reserve)
+            with contextlib.suppress(DiskFullError, OSError):  # the error raised says why
                 log_line(f"failed: {error}")
-            except OSError:
-                # A full disk refused the log line too: closing the log now drops it,
-                # so closing it on the way out cannot raise over the error that matters.
-                with contextlib.suppress(OSError):
-                    log.close()
             if failure is exc:
                 raise
             raise failure from exc
-        if result.status == "finished":
-            log_line(f"finished: {result.summary()}")
-        elif result.best_epoch:
-            log_line(
-                f"{result.status}: best {result.monitor} {result.best_metric:.4f} at epoch {result.best_epoch}"
-            )
         else:
-            log_line(f"{result.status} before its first epoch ended")
+            if result.status == "finished":
+                last = f"finished: {result.summary()}"
+            elif result.best_epoch:
+                last = f"{result.status}: best {result.monitor} {result.best_metric:.4f} at epoch {result.best_epoch}"
+            else:
+                last = f"{result.status} before its first epoch ended"
+        # The run's end is recorded: a full disk that refuses the log this line does
+        # not make it fail.
+        with contextlib.suppress(DiskFullError):
+            log_line(last)
         return result
 
 
-def _with_next_step(run: _Run, exc: BaseException) -> BaseException:
-    """A full disk's error names the command that carries on once there is room:
-    ``ml resume`` from the last.pt it kept, else ``ml rerun``. The store's own
-    "database or disk is full" (metrics, heartbeats) is told the same way."""
-    if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-        exc = disk_full(run.project.db_path, None)
-    if not isinstance(exc, DiskFullError):
-        return exc
-    command = "resume" if (run.folder / LAST).is_file() else "rerun"
-    return DiskFullError(exc.what, f"free some space there, then: ml {command} {run.name}")
+def _end_failed(
+    store: RunRecords, run_id: int, folder: Path, exc: BaseException, reserve: DiskReserve
+) -> tuple[BaseException, str]:
+    """Record the run ``failed`` because of ``exc``: the error to raise (``exc``, or
+    for a full disk one that names the command that carries on once there is room:
+    ``ml resume`` from the last.pt it kept, else ``ml rerun``) and the line recorded.
+
+    A store on a full disk gets the reserve's room and is asked again. If even that
+    fails, the run cannot be recorded at all: it reads ``crashed`` once this process is
+    gone, and the user still sees the disk-full line; a failure of another kind is
+    then raised as the store's own full disk."""
+    failure = exc
+    if isinstance(exc, DiskFullError):
+        command = "resume" if (folder / LAST).is_file() else "rerun"
+        failure = DiskFullError(exc.what, f"free some space there, then: ml {command} {folder.name}")
+    error = failure.message if isinstance(failure, VmlError) else f"{type(failure).__name__}: {failure}"
+    try:
+        try:
+            store.set_status(run_id, "failed", ("running",), ended_at=utcnow(), error=error)
+        except DiskFullError:
+            if not reserve.release():
+                raise
+            store.set_status(run_id, "failed", ("running",), ended_at=utcnow(), error=error)
+    except DiskFullError:
+        if not isinstance(failure, DiskFullError):
+            raise
+    return failure, error
+
+
+class RunLog:
+    """A run's ``log.txt``, appended a line at a time (each written to the file as it
+    comes); a full disk raises ``DiskFullError`` naming it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOG_FILE
+        try:
+            self._file = self.path.open("a", encoding="utf-8", buffering=1)
+        except OSError as exc:
+            raise self._error(exc, 0) from exc
+
+    def line(self, text: str) -> None:
+        try:
+            self._file.write(text + "\n")
+        except OSError as exc:
+            raise self._error(exc, len(text.encode("utf-8")) + 1) from exc
+
+    def _error(self, exc: OSError, needed: int) -> OSError | DiskFullError:
+        return disk_full(self.path, needed) if is_disk_full(exc) else exc
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Lines are flushed as they are written: closing can only fail to write what a
+        # full disk already refused, and that error was raised then.
+        with contextlib.suppress(OSError):
+            self._file.close()
+
+
+# Room a run holds on its disk while it trains (``.disk-reserve`` in its folder) and
+# gives back when a full disk keeps the store from recording how the run ended.
+# Measured: recording a failure writes 4 pages to the store's WAL (16 KiB), a heartbeat
+# 3 (12 KiB), which may come first; the log's last line one block.
+RESERVE_BYTES = 256 * 1024
+RESERVE_FILE = ".disk-reserve"
+
+
+class DiskReserve:
+    """``RESERVE_BYTES`` held in ``folder`` while a run on the project's store (not a
+    cluster relay: its store is on another machine) trains. Where even that much is
+    not free, nothing is held."""
+
+    def __init__(self, folder: Path, store: RunRecords) -> None:
+        self.path = folder / RESERVE_FILE if store.path is not None else None
+        self.held = False
+
+    def __enter__(self) -> DiskReserve:
+        if self.path is not None:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    os.posix_fallocate(fd, 0, RESERVE_BYTES)  # allocated, not a sparse file
+                finally:
+                    os.close(fd)
+                self.held = True
+            except OSError:
+                self.path.unlink(missing_ok=True)
+        return self
+
+    def release(self) -> bool:
+        """Give the room back; False if none was held."""
+        held, self.held = self.held, False
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+        return held
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 @dataclass(frozen=True)
@@ -398,6 +484,7 @@ class _Run:
     folder: Path
     store: RunRecords
     run_id: int
+    reserve: DiskReserve
 
 
 def _train(
@@ -526,7 +613,10 @@ def _train(
         if rank == 0:  # under torchrun the others write nothing anyway
             scores |= keep_evaluation(folder, predictions)
     except Exception as exc:  # the trained model is kept whatever the metrics or the disk say
-        message = f"evaluation failed: {type(exc).__name__}: {exc} (ml test {name} tries again)"
+        if isinstance(exc, DiskFullError):
+            message = f"evaluation failed: {exc.what}; free some space there, then: ml test {name}"
+        else:
+            message = f"evaluation failed: {type(exc).__name__}: {exc} (ml test {name} tries again)"
         store.add_event(run_id, "evaluation-failed", message)
         log_line(message)
         notify(message)

@@ -1,19 +1,20 @@
 """``ml dashboard``: a full-screen view of a project's runs, refreshed live.
 
 The app only renders and asks ``vml.api``: runs are read in a thread worker every
-second (only what changed, see ``vml.live``), the table's cells are worked out there
-too, and actions (start, cancel, delete) run in workers, so the screen never waits on
-the store or a process. Runs started here are detached workers: quitting leaves them
-running.
+second (only what changed, see ``vml.live``), the table's rows are kept in order and
+their cells worked out there too (only those that changed, see ``vml.tui.rows``), and
+actions (start, cancel, delete) run in workers, so the screen never waits on the store
+or a process. Runs started here are detached workers: quitting leaves them running.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -23,18 +24,20 @@ from textual.widgets import Footer, Header, Input, Static
 
 from vml import api
 from vml.errors import VmlError
-from vml.live import LiveRuns, MetricHistories
+from vml.live import LiveRun, LiveRuns, MetricHistories, newest
+from vml.query import parse_conditions
 from vml.tui.compare import CompareScreen
 from vml.tui.dialogs import ConfirmCancel, ConfirmDelete
 from vml.tui.new_run import NewRunScreen
+from vml.tui.rows import ShownRuns, row_cells
 from vml.tui.run_screen import RunScreen
 from vml.tui.study_screen import StudyScreen
 from vml.tui.table import RunTable, column_widths
-from vml.views import cell, duration, eta_seconds, percent_done, run_value, sort_by
+from vml.views import public_run, run_value
 
 REFRESH_SECONDS = 1.0
 FIRST_ROWS = 200  # more than a screen holds
-BAR_WIDTH = 10
+FIRST_PAINT_WAIT_S = 1.0
 LIVE_COLUMNS = ("progress", "eta")  # shown after status, not ml list columns
 LABELS = {"eta": "ETA", "training_start": "training start", "training_end": "training end"}
 
@@ -49,66 +52,24 @@ def dashboard_columns(list_columns: Iterable[str], sweeps: bool = False) -> list
     return [*columns[:at], *LIVE_COLUMNS, *columns[at:]]
 
 
-def progress_cell(run: dict[str, Any]) -> str:
-    """A text bar and percentage for a run's progress: ``█████░░░░░  50.0%``."""
-    percent = percent_done(run)
-    filled = round(BAR_WIDTH * percent / 100)
-    return f"{'█' * filled}{'░' * (BAR_WIDTH - filled)} {percent:5.1f}%"
-
-
-def row_cells(run: dict[str, Any], columns: list[str], marked: bool = False) -> list[str]:
-    """A run's row in the dashboard (a marked run's name with a dot)."""
-    cells = []
-    for column in columns:
-        if column == "progress":
-            cells.append(progress_cell(run))
-        elif column == "eta":
-            eta = eta_seconds(run)
-            cells.append("-" if eta is None else duration(eta))
-        elif column == "instance" and marked:
-            cells.append(f"● {run['instance']}")
-        else:
-            cells.append(cell(run, column))
-    return cells
-
-
-def sort_value(run: dict[str, Any], column: str) -> Any:
-    if column == "progress":
-        return percent_done(run)
-    if column == "eta":
-        return eta_seconds(run)
-    return run_value(run, column)
-
-
-def sorted_runs(runs: list[dict[str, Any]], column: str, descending: bool) -> list[dict[str, Any]]:
-    """``runs`` by ``column`` (numbers before text), runs without a value last.
-    ``sort_by`` orders them by the dashboard's sort key: progress and eta are
-    computed, and a hyperparameter may hold numbers in some runs, text in others."""
-    keyed = [{"key": _order(sort_value(r, column)), "run": r} for r in runs]
-    return [k["run"] for k in sort_by(keyed, "key", descending)]
-
-
-def _order(value: Any) -> Any:
-    return None if value is None else (isinstance(value, str), value)
-
-
-def text_filter(runs: list[dict[str, Any]], needle: str) -> list[dict[str, Any]]:
-    needle = needle.lower()
-    return [
-        r
-        for r in runs
-        if needle in r["instance"].lower() or needle in r["status"] or needle in r["model"].lower()
-    ]
-
-
-def studied(runs: list[dict[str, Any]]) -> bool:
-    """Whether any of ``runs`` is a trial of a study (``ml tune``)."""
-    return any(run["trial"] is not None for run in runs)
+def text_matches(run: dict[str, Any], needle: str) -> bool:
+    """Whether ``needle`` (lower case) is in the run's name, state or model."""
+    return needle in run["instance"].lower() or needle in run["status"] or needle in run["model"].lower()
 
 
 def is_condition(text: str) -> bool:
     """Whether a filter is a ``--where`` condition rather than text to look for."""
     return any(op in text for op in "<>=") or " -" in text
+
+
+class View(NamedTuple):
+    """What the table shows: the filter (as a test of one run, and the columns it
+    reads), the sort, and a number that moves on at each change of them."""
+
+    number: int = 0
+    keep: Callable[[LiveRun], bool] | None = None
+    columns: frozenset[str] = frozenset()
+    sort: tuple[str, bool] | None = None
 
 
 class RunsScreen(Screen):
@@ -139,21 +100,23 @@ class RunsScreen(Screen):
         super().__init__()
         self.project = project
         self.histories = histories
-        self.live = LiveRuns(project)
         self.columns = dashboard_columns(project.list_columns(), sweeps=bool(project.sweep_ids()))
         self.labels = [LABELS.get(c, c) for c in self.columns]
+        self.live = LiveRuns(project, [c for c in self.columns if c not in LIVE_COLUMNS])
+        self.shown = ShownRuns(self.columns)
         self.paused = False
         self.where: str | None = None
+        # Set here, read by the refresh thread: one object, so it never sees half a change.
+        self._view = View()
+        self._placed = -1  # the number of the view the rows were last placed for
         self.sort_index = -1  # newest first until a column is picked
         self.descending = False
-        self.runs: list[dict[str, Any]] = []
         self.marked: set[str] = set()
         self.studied = False  # whether any run is a trial of ml tune: the t key shows then
-        self._cells: dict[str, tuple[dict[str, Any], bool, list[str]]] = {}
         self._reading = threading.Lock()  # one refresh at a time, however slow the disk
-        self._frozen = False
+        self._loaded = False  # every run read (until then the newest screenful stands in)
+        self._first: dict[str, dict[str, Any]] = {}  # the newest screenful, by name
         self._first_count = 0
-        self._measured: tuple[list[str], list[int]] = ([], [])  # the keys shown, their column widths
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -187,79 +150,81 @@ class RunsScreen(Screen):
     def _load(self) -> None:
         with self._reading:
             try:
-                if not self.live.runs and not self.where and self.sort_index < 0:
-                    # Reading 10,000 runs takes a while: the newest screenful comes first.
-                    newest = self.project.list_runs(limit=FIRST_ROWS)
+                if not self._loaded and not self._first:
+                    # Reading 100,000 runs takes a while: the newest screenful comes first.
+                    newest_runs = self.project.list_runs(limit=FIRST_ROWS)
+                    self._first = {run["instance"]: run for run in newest_runs}
                     self._first_count = self.project.count_records()
-                    rows = [self._row(run)[0] for run in newest]
-                    self.app.call_from_thread(self._show, newest, rows, column_widths(self.labels, rows))
-                self.live.refresh()
-                if not self._frozen:
-                    # The runs just read live as long as the app: keep them out of the
-                    # collector, whose full passes over 10,000 runs' objects took up to
-                    # 120 ms, long enough to drop a keystroke's frame.
-                    gc.freeze()
-                    self._frozen = True
-                runs = self._select(self.live.runs)
+                    rows = [row_cells(run, self.columns) for run in newest_runs]
+                    widths = column_widths(self.labels, rows)
+                    painted = threading.Event()
+                    self.app.call_from_thread(self._show_first, list(self._first), rows, widths, painted)
+                    # Reading every run holds the interpreter for seconds at 100,000 runs:
+                    # it starts once the first screen is on the terminal (0.3-0.6 s from
+                    # Dashboard() on a loaded 2-core machine, 0.9-1.2 s when both ran at once).
+                    painted.wait(FIRST_PAINT_WAIT_S)
+                view = self._view
+                self.live.hold(view.columns)
+                changed = self.live.refresh()
             except VmlError as exc:
                 self.app.call_from_thread(self.notify, exc.message, severity="error")
                 return
-            rows, changed = [], []
-            for run in runs:
-                cells, fresh = self._row(run)
-                rows.append(cells)
-                if fresh:
-                    changed.append(cells)
-            keys = [run["instance"] for run in runs]
-            # Measuring 10,000 rows each second would be most of a refresh: while the
-            # same rows are shown, only changed ones can widen a column.
-            same = keys == self._measured[0]
-            widths = (
-                column_widths(self.labels, changed, self._measured[1])
-                if same
-                else column_widths(self.labels, rows)
-            )
-            self._measured = (keys, widths)
-            trials = studied(self.live.runs)
+            marked = frozenset(self.marked)
+            if view.number != self._placed or self.live.reset or not self._loaded:
+                self._placed = view.number
+                cells = self.shown.rebuild(self.live, view.sort, view.keep, marked)
+                keys, gone, replace = list(self.shown.keys), (), True
+            elif changed or self.live.active or marked != self.shown.marked:
+                cells, gone, moved = self.shown.update(self.live, marked)
+                keys, replace = list(self.shown.keys) if moved else None, False
+            else:
+                return  # nothing changed: nothing to show
+            widths = self.shown.widths(self.labels)
+            read_all = self.live.reset or not self._loaded
+            self._loaded = True
+        if read_all:
+            # The runs just read live as long as the app: keep them out of the
+            # collector, whose full passes over 10,000 runs' objects took up to
+            # 120 ms, long enough to drop a keystroke's frame.
+            gc.freeze()
+        self.app.call_from_thread(self._show, keys, cells, widths, gone, replace)
+
+    def _show_first(
+        self, keys: list[str], rows: list[list[str]], widths: list[int], painted: threading.Event
+    ) -> None:
+        if not self._loaded and self.query("#runs"):  # none while the app closes
+            self.table.set_rows(keys, rows, widths)
+            self._shown_state()
+        self.call_after_refresh(painted.set)
+
+    def _show(
+        self,
+        keys: list[str] | None,
+        cells: dict[str, Sequence[str]],
+        widths: list[int],
+        gone: Iterable[str],
+        replace: bool,
+    ) -> None:
+        if not self.query("#runs"):  # the app is closing
+            return
+        self.table.change(keys, cells, widths, gone, replace)
+        self.marked.difference_update(name for name in gone if self.live.get(name) is None)
+        self._shown_state()
+
+    def _shown_state(self) -> None:
+        """The title, the study key and the empty state, as the table now stands."""
+        trials = (
+            bool(self.live.trials)
+            if self._loaded
+            else any(r["trial"] is not None for r in self._first.values())
+        )
         if trials != self.studied:
-            self.app.call_from_thread(self._show_study_key, trials)
-        self.app.call_from_thread(self._show, runs, rows, widths)
-
-    def _select(self, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if self.where:
-            runs = (
-                self.project.matching(runs, self.where)
-                if is_condition(self.where)
-                else text_filter(runs, self.where)
-            )
-        if self.sort_index >= 0:
-            runs = sorted_runs(runs, self.columns[self.sort_index], self.descending)
-        return runs
-
-    def _row(self, run: dict[str, Any]) -> tuple[list[str], bool]:
-        """A run's cells, and whether they were worked out anew. They are kept while
-        the run's dict is the same (LiveRuns makes a new one when it changes); a
-        running run's ETA moves with the clock."""
-        marked = run["instance"] in self.marked
-        cached = self._cells.get(run["instance"])
-        if cached and cached[0] is run and cached[1] == marked and run["status"] != "running":
-            return cached[2], False
-        cells = row_cells(run, self.columns, marked)
-        self._cells[run["instance"]] = (run, marked, cells)
-        return cells, True
-
-    def _show_study_key(self, trials: bool) -> None:
-        self.studied = trials
-        self.refresh_bindings()
-
-    def _show(self, runs: list[dict[str, Any]], rows: list[list[str]], widths: list[int]) -> None:
-        self.runs = runs
-        self.table.set_rows([r["instance"] for r in runs], rows, widths)
-        self.marked &= {r["instance"] for r in self.live.runs}
+            self.studied = trials
+            self.refresh_bindings()
         self._title()
         empty = self.query_one("#empty", Static)
-        empty.display = not runs
-        if not runs:
+        empty.display = not self.table.row_count
+        if not self.table.row_count:
             empty.update(
                 "No runs match the filter (escape clears it)."
                 if self.where
@@ -268,22 +233,26 @@ class RunsScreen(Screen):
 
     def _title(self) -> None:
         # Until every run is read, the newest screenful and the stored count stand in.
-        runs = self.live.runs or self.runs
-        total = len(self.live.runs) if self.live.runs else self._first_count
-        running = sum(1 for r in runs if r["status"] == "running")
-        queued = sum(1 for r in runs if r["status"] == "queued")
-        parts = [self.project.root.name, f"{total} runs", f"{running} running"]
-        if queued:
-            parts.append(f"{queued} queued")
+        if self._loaded:
+            total, states = len(self.live), self.live.states
+        else:
+            total, states = self._first_count, Counter(r["status"] for r in self._first.values())
+        parts = [self.project.root.name, f"{total} runs", f"{states['running']} running"]
+        if states["queued"]:
+            parts.append(f"{states['queued']} queued")
         if self.where:
             parts.append(f"filter: {self.where}")
         if self.paused:
             parts.append("paused")
         self.sub_title = " · ".join(parts)
 
+    def run_named(self, name: str) -> dict[str, Any] | None:
+        """Run ``name`` as the table shows it (its light row)."""
+        return self.live.get(name) or (None if self._loaded else self._first.get(name))
+
     def selected_run(self) -> dict[str, Any] | None:
         key = self.table.cursor_key
-        return next((r for r in self.runs if r["instance"] == key), None) if key else None
+        return self.run_named(key) if key else None
 
     def action_mark(self) -> None:
         run = self.selected_run()
@@ -295,10 +264,19 @@ class RunsScreen(Screen):
         )
         self.table.action_move(1)
 
+    def _marked_names(self) -> list[str]:
+        """The marked runs' names in the table's order."""
+        return [name for name in self.table.keys if name in self.marked] if self.marked else []
+
     def action_compare(self) -> None:
-        runs = [run for run in self.runs if run["instance"] in self.marked] or self.runs[:2]
-        if len(runs) < 2:
+        names = self._marked_names() or self.table.keys[:2]
+        if len(names) < 2:
             self.notify("mark two or more runs with space to compare them", severity="warning")
+            return
+        try:  # whole records: the table holds light rows
+            runs = [public_run(self.project.find_run(f"@{name}")) for name in names]
+        except VmlError as exc:  # deleted meanwhile
+            self.notify(exc.message, severity="error")
             return
         self.app.push_screen(CompareScreen(runs, self.histories))
 
@@ -309,7 +287,10 @@ class RunsScreen(Screen):
         """The selected trial's study; on another run, the study of the latest trial."""
         run = self.selected_run()
         if run is None or run["trial"] is None:
-            run = next((r for r in self.live.runs or self.runs if r["trial"] is not None), None)
+            if self._loaded:
+                run = max((r for r in self.live.all() if r["trial"] is not None), key=newest, default=None)
+            else:  # newest first
+                run = next((r for r in self._first.values() if r["trial"] is not None), None)
         if run is None:
             self.notify("no study yet: ml tune starts one", severity="warning")
             return
@@ -333,10 +314,28 @@ class RunsScreen(Screen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "filter":
             return
-        self.where = event.value.strip() or None
         event.input.remove_class("shown")
         self.set_focus(self.table)
-        self.action_refresh()
+        where = event.value.strip() or None
+        try:
+            keep, columns = self._filter(where)
+        except VmlError as exc:  # an unknown column, a malformed condition
+            self.notify(exc.message, severity="error")
+            return
+        self.where = where
+        self._title()
+        self._change_view(keep=keep, columns=columns)
+
+    def _filter(self, where: str | None) -> tuple[Callable[[LiveRun], bool] | None, frozenset[str]]:
+        """The filter ``where`` as a test of one run, and the columns it reads."""
+        if not where:
+            return None, frozenset()
+        if not is_condition(where):
+            needle = where.lower()
+            return (lambda run: text_matches(run, needle)), frozenset()
+        conditions = parse_conditions([where], self.project.known_columns())
+        keep = lambda run: all(c.matches(run_value(run, c.column)) for c in conditions)  # noqa: E731
+        return keep, frozenset(c.column for c in conditions)
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -344,6 +343,12 @@ class RunsScreen(Screen):
         box.remove_class("shown")
         self.where = None
         self.set_focus(self.table)
+        self._title()
+        self._change_view(keep=None, columns=frozenset())
+
+    def _change_view(self, **changes: Any) -> None:
+        """Show the rows another way (filter, sort): all are placed again on the next read."""
+        self._view = self._view._replace(number=self._view.number + 1, **changes)
         self.action_refresh()
 
     def action_sort(self) -> None:
@@ -362,7 +367,8 @@ class RunsScreen(Screen):
             self.labels[self.sort_index] += " ▼" if self.descending else " ▲"
         self.table.labels = self.labels
         self.table.refresh()
-        self.action_refresh()
+        sort = (self.columns[self.sort_index], self.descending) if self.sort_index >= 0 else None
+        self._change_view(sort=sort)
 
     def action_pause(self) -> None:
         self.paused = not self.paused
@@ -383,8 +389,11 @@ class RunsScreen(Screen):
         self.app.push_screen(form, started)
 
     def action_cancel_runs(self) -> None:
-        live = [r for r in self.runs if r["status"] in api.ACTIVE_STATES]
-        marked = [r["instance"] for r in live if r["instance"] in self.marked]
+        marked = [
+            name
+            for name in self._marked_names()
+            if (run := self.run_named(name)) is not None and run["status"] in api.ACTIVE_STATES
+        ]
         run = self.selected_run()
         names = marked or ([run["instance"]] if run and run["status"] in api.ACTIVE_STATES else [])
         if not names:
