@@ -647,7 +647,8 @@ class Project:
     ) -> list[dict[str, Any]]:
         """Runs that ended more than ``older_than`` (``7d``, ``12h``, ...) ago, in
         ``status`` (default: every ended state), deleted unless ``dry_run``; newest
-        first. Queued and running runs are never pruned."""
+        first, each as its ``instance``, ``status``, ``training_start`` and
+        ``training_end``. Queued and running runs are never pruned."""
         from datetime import datetime, timezone
 
         from vml.liveness import parse_age
@@ -678,7 +679,10 @@ class Project:
                     store.delete_runs([row["id"] for row in batch])
                     for row in batch:
                         shutil.rmtree(self.trainings_dir / row["name"], ignore_errors=True)
-        return [public_run({**row, "hyperparameters": {}}) for row in doomed]
+        return [
+            {"instance": r["name"], "status": r["status"], "training_start": r["started_at"], "training_end": r["ended_at"]}
+            for r in doomed
+        ]
 
     def find_run(self, ref: str) -> dict[str, Any]:
         """A run by full name, ``@name``, a unique prefix, or ``@last`` (the newest),

