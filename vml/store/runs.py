@@ -212,13 +212,11 @@ class RunStore:
                 [run_id, utcnow(), kind, message],
             )
 
-    def runs(self, status: Iterable[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        """All runs (or those in the given states; at most ``limit``), newest first,
-        with hyperparameters decoded."""
+    def runs(self, status: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """All runs (or those in the given states), newest first, with hyperparameters
+        decoded: for the few a state picks (``select`` reads a listing)."""
         where, params = _status_filter(status)
         sql = f"select * from runs {where} order by started_at desc, id desc"
-        if limit is not None:
-            sql += f" limit {int(limit)}"
         return [_decode(row) for row in self.conn.execute(sql, params)]
 
     def select(
