@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from vml.launch import Say
     from vml.launch.study import StudySpec
     from vml.launch.sweep import Planned, Queued
+    from vml.serve.source import Served
     from vml.store.selection import Selection
 
 __all__ = ["ACTIVE_STATES", "ENDED_STATES", "RUN_STATES", "Project", "Run", "RunFailed", "create_project", "templates"]
@@ -968,6 +969,92 @@ class Project:
             **diff_records(records[0], records[1]),
             "patches": [load_patch(self.trainings_dir / name) for name in names],
         }
+
+    # Using a run outside vml: the model store, ml serve, TensorBoard and MLflow.
+
+    def store_model(self, ref: str, name: str) -> dict[str, Any]:
+        """Put run ``ref``'s exported model, labels, resolved config and
+        reproducibility record under ``models/NAME/vN/``, the next version; returns
+        the version (``ref``: ``NAME:vN``, ``folder``, ``size``, ...)."""
+        from vml import model_store
+
+        model_store.check_name(name)
+        run = self.find_run(ref)
+        if run["status"] == DELETED:
+            raise NotFoundError(f"run {run['name']!r} was deleted (its folder is gone)")
+        if run["status"] in ACTIVE_STATES:
+            raise UsageError(
+                f"run {run['name']!r} is {run['status']}: store it once it ends (ml wait {run['name']})"
+            )
+        return model_store.store_run(self.root, run, self.trainings_dir / run["name"], name)
+
+    def models(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The stored model versions (of ``name``), by name then version."""
+        from vml import model_store
+
+        return model_store.stored_models(self.root, name)
+
+    def delete_model(self, ref: str) -> dict[str, Any]:
+        """Remove the stored version ``NAME:vN``; returns it as ``models`` listed it."""
+        from vml import model_store
+
+        return model_store.delete_version(self.root, ref)
+
+    def served(self, ref: str) -> Served:
+        """What ``ml serve REF`` serves: ``NAME``, ``NAME:vN`` or ``NAME:latest`` from the
+        model store, or a run (``@name`` is always a run). A bare word naming both a
+        stored model and a run is refused."""
+        from vml import model_store
+        from vml.serve.source import Served
+
+        if ":" in ref:
+            return self._served_model(model_store.find_model(self.root, ref))
+        if not ref.startswith("@") and model_store.exists(self.root, ref):
+            if self._has_run(ref):
+                raise UsageError(
+                    f"{ref!r} is both a stored model and a run (say {ref}:latest for the model, @{ref} for the run)"
+                )
+            return self._served_model(model_store.find_model(self.root, ref))
+        run = self.find_run(ref)
+        if run["status"] == DELETED:
+            raise NotFoundError(f"run {run['name']!r} was deleted (its folder is gone)")
+        folder = self.trainings_dir / run["name"]
+        record = Run(self, run["name"]).reproduction() or {}
+        return Served(
+            folder=folder,
+            root=self.root,
+            run=run["name"],
+            test_metrics={key: run[key] for key in TEST_METRICS if run.get(key) is not None},
+            commit=(record.get("git") or {}).get("commit"),
+        )
+
+    def serve(self, ref: str, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
+        """Serve ``ref`` (a run or a stored model, as ``served`` finds it) over HTTP
+        until interrupted."""
+        from vml.serve import serve
+
+        serve(self.served(ref), host=host, port=port, **options)
+
+    def _has_run(self, name: str) -> bool:
+        from vml.store import RunStore
+
+        if not self.db_path.is_file():
+            return False
+        with RunStore(self.db_path) as store:
+            return store.run_by_name(name) is not None
+
+    def _served_model(self, version: dict[str, Any]) -> Served:
+        from vml.serve.source import Served
+
+        folder = Path(version["folder"])
+        return Served(
+            folder=folder,
+            root=folder,
+            run=version.get("run", ""),
+            model=version["ref"],
+            test_metrics=version.get("test_metrics") or {},
+            commit=version.get("commit"),
+        )
 
 
 # The data cache (``ml cache``). Entries are kept while a run in one of these states

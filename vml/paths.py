@@ -5,6 +5,7 @@
     PROJECT/
       vergeml.yaml            PROJECT_FILE
       .cache/                 CACHE_DIR
+      models/NAME/vN/         MODELS_DIR: the model store (``ml store RUN --as NAME``)
       trainings/              TRAININGS_DIR
         vml.db                DB_FILE
         .sweeps/SWEEP.txt     SWEEP_OUTPUT: a detached scheduler's output
@@ -34,6 +35,7 @@ from pathlib import Path
 PROJECT_FILE = "vergeml.yaml"
 CACHE_DIR = ".cache"
 TRAININGS_DIR = "trainings"
+MODELS_DIR = "models"
 DB_FILE = "vml.db"
 SWEEP_OUTPUT = ".sweeps"
 CONFIG_FILE = "config.yaml"
@@ -72,6 +74,11 @@ def cache_dir(root: Path) -> Path:
 def db_path(root: Path) -> Path:
     """The project's store, ``root/trainings/vml.db``."""
     return trainings_dir(root) / DB_FILE
+
+
+def models_dir(root: Path) -> Path:
+    """The model store, ``root/models``: ``NAME/vN/`` folders that outlive their runs."""
+    return Path(root) / MODELS_DIR
 
 
 def run_dir(root: Path, name: str) -> Path:

@@ -16,13 +16,16 @@ from vml.cli import (
     cache,
     compare,
     dashboard,
+    export,
     lifecycle,
     list_runs,
+    models,
     new,
     plot,
     preprocess,
     reproduce,
     runs,
+    serve,
     show,
     sweep,
     train,
@@ -101,7 +104,10 @@ app.command("test")(runs.test)
 app.command("plot")(plot.plot)
 app.command("rerun")(reproduce.rerun)
 app.command("predict")(runs.predict)
-app.command("export")(runs.export)
+app.command("export")(export.export)
+app.command("store")(models.store)
+app.add_typer(models.app, name="models")
+app.command("serve")(serve.serve)
 app.command("help")(help_cmd.help_topic)
 app.add_typer(cache.app, name="cache")
 

@@ -1,0 +1,1 @@
+"""Runs written out for other tools: TensorBoard event files and MLflow runs."""

@@ -1,0 +1,1 @@
+"""``ml serve``: a model's predictions over HTTP."""
