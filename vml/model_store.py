@@ -88,7 +88,11 @@ def find_model(root: Path, ref: str) -> dict[str, Any]:
     known = versions(root, name)
     if not known:
         names = sorted({m["name"] for m in stored_models(root)})
-        hint = f"stored: {', '.join(names)}" if names else "none is stored yet; ml store RUN --as NAME stores one"
+        hint = (
+            f"stored: {', '.join(names)}"
+            if names
+            else "none is stored yet; ml store RUN --as NAME stores one"
+        )
         raise NotFoundError(f"no stored model {name!r} ({hint})")
     if version is None:
         version = known[-1]
@@ -154,7 +158,9 @@ def delete_version(root: Path, ref: str) -> dict[str, Any]:
     if version is None:
         known = versions(root, name)
         listed = ", ".join(f"{name}:v{v}" for v in known) or "none"
-        raise UsageError(f"name the version to delete, e.g. {name}:v{known[-1] if known else 1} (stored: {listed})")
+        raise UsageError(
+            f"name the version to delete, e.g. {name}:v{known[-1] if known else 1} (stored: {listed})"
+        )
     found = find_model(root, ref)
     folder = Path(found["folder"])
     # Out of sight first: a version is there whole or not at all.
@@ -189,8 +195,17 @@ def _described(folder: Path) -> dict[str, Any]:
     try:
         facts = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        facts = {"name": folder.parent.name, "version": int(folder.name[1:]), "note": f"{MODEL_FILE} unreadable"}
-    return {**facts, "ref": f"{facts['name']}:v{facts['version']}", "folder": str(folder), "size": _size(folder)}
+        facts = {
+            "name": folder.parent.name,
+            "version": int(folder.name[1:]),
+            "note": f"{MODEL_FILE} unreadable",
+        }
+    return {
+        **facts,
+        "ref": f"{facts['name']}:v{facts['version']}",
+        "folder": str(folder),
+        "size": _size(folder),
+    }
 
 
 def _model_source(root: Path, model_name: str) -> Path | None:

@@ -25,7 +25,9 @@ FORMAT_OPTION = format_option(FORMATS)
 
 def store(
     run: str = RUN,
-    name: str = typer.Option(..., "--as", help="The model's name in the store, e.g. digits (letters, digits, . _ -)."),
+    name: str = typer.Option(
+        ..., "--as", help="The model's name in the store, e.g. digits (letters, digits, . _ -)."
+    ),
 ) -> None:
     """Keep a run's model in the model store as the next version of NAME.
 
@@ -34,7 +36,9 @@ def store(
     the newest version, ml serve NAME:v2 the second.
     """
     version = api.Project().store_model(run, name)
-    print(f"stored run {version['run']} as {version['ref']} ({human_size(version['size'])} in {version['folder']})")
+    print(
+        f"stored run {version['run']} as {version['ref']} ({human_size(version['size'])} in {version['folder']})"
+    )
     print(f"serve it with: ml serve {version['name']}")
 
 
