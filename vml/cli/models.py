@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -37,7 +38,7 @@ def store(
     """
     version = api.Project().store_model(run, name)
     print(
-        f"stored run {version['run']} as {version['ref']} ({human_size(version['size'])} in {version['folder']})"
+        f"stored run {version['run']} as {version['ref']} ({human_size(version['size'])} in {_shown(version['folder'])})"
     )
     print(f"serve it with: ml serve {version['name']}")
 
@@ -62,7 +63,11 @@ def models(
     if fmt == "csv":
         render.print_csv(COLUMNS, rows)
     elif rows:
-        render.print_table(COLUMNS, rows)
+        # A table drops the test columns no version has (test_r2 of classifiers).
+        shown = [
+            i for i, column in enumerate(COLUMNS) if not column.startswith("test_") or any(r[i] for r in rows)
+        ]
+        render.print_table([COLUMNS[i] for i in shown], ([row[i] for i in shown] for row in rows))
     else:
         print("no stored models (ml store RUN --as NAME stores one)")
 
@@ -72,6 +77,12 @@ def delete(ref: str = typer.Argument(..., help="The version to remove: NAME:vN."
     """Remove one stored version; the model's name goes with its last version."""
     version = api.Project().delete_model(ref)
     print(f"deleted {version['ref']} (stored from run {version.get('run', '?')})")
+
+
+def _shown(folder: str) -> str:
+    """``models/digits/v2`` when under the working directory, else the full path."""
+    path = Path(folder)
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def _row(version: dict[str, Any]) -> list[str]:
