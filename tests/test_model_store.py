@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ import yaml
 from helpers import run_ml
 
 from vml import api
+from vml.repro import git_state
 from vml.train.inference import load_best, predict, read_inputs
 
 NET = '''
@@ -149,3 +152,18 @@ def test_bad_names_are_one_line_and_write_nothing(
     assert result.returncode == code, result.stderr
     assert result.stderr.startswith(f"ml: error: {error}") and len(result.stderr.splitlines()) == 1
     assert not (project / "models").exists() or not any((project / "models").iterdir())
+
+
+def test_stored_models_do_not_make_the_code_dirty(project: Path) -> None:
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
+    (project / ".gitignore").write_text("trainings/\n.cache/\n")  # models/ is not ignored
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "the project"]):
+        subprocess.run(["git", *args], cwd=project, env={**os.environ, **env}, check=True)
+    assert ml("store", "first", "--as", "digits", cwd=project).returncode == 0
+    state = git_state(project)
+    assert state["commit"] and not state["dirty"] and state["untracked"] == []

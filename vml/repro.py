@@ -19,7 +19,7 @@ from typing import Any
 
 from vml.atomic import write_bytes_atomic, write_text_atomic
 from vml.errors import UsageError
-from vml.paths import CACHE_DIR, REPRO_FILE, REPRO_PATCH, TRAININGS_DIR
+from vml.paths import CACHE_DIR, MODELS_DIR, REPRO_FILE, REPRO_PATCH, TRAININGS_DIR
 from vml.version import __version__
 
 RECORD_VERSION = 1
@@ -47,7 +47,7 @@ def git_state(root: Path) -> dict[str, Any]:
     """The git facts of the repository holding project ``root``: ``repository``
     (None outside one, with a ``note``), ``commit``, ``branch``, ``dirty``, the
     ``changed`` tracked files, the ``patch`` text and the ``untracked`` source files.
-    The project's ``trainings/`` and ``.cache/`` are never counted."""
+    The project's ``trainings/``, ``.cache/`` and ``models/`` are never counted."""
     try:
         top = _git(root, "rev-parse", "--show-toplevel")
     except FileNotFoundError:
@@ -104,12 +104,14 @@ def _changed_paths(porcelain: str) -> list[str]:
 
 
 def _skipped_prefixes(root: Path, repo: Path) -> tuple[str, ...]:
-    """The project's own output folders, as paths relative to the repository."""
+    """The project's own output folders (runs, cache, the model store), as paths
+    relative to the repository."""
     try:
         project = Path(root).resolve().relative_to(repo.resolve())
     except ValueError:
         return ()
-    return tuple(f"{(project / name).as_posix()}/".removeprefix("./") for name in (TRAININGS_DIR, CACHE_DIR))
+    folders = (TRAININGS_DIR, CACHE_DIR, MODELS_DIR)
+    return tuple(f"{(project / name).as_posix()}/".removeprefix("./") for name in folders)
 
 
 def _untracked_entry(path: Path, shown: str) -> dict[str, Any]:
