@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,14 @@ def image_project(root: Path, per_class: int = 30) -> Path:
     }
     (project / "vergeml.yaml").write_text(yaml.safe_dump(spec))
     return project
+
+
+def fill(disk: Path, leave: int, name: str = "filler") -> Path:
+    """A file taking all of ``disk``'s free space but ``leave`` bytes."""
+    filler = disk / name
+    size = shutil.disk_usage(disk).free - leave
+    assert size > 0, f"only {shutil.disk_usage(disk).free} bytes free"
+    with filler.open("wb") as handle:
+        for start in range(0, size, 1 << 20):
+            handle.write(bytes(min(1 << 20, size - start)))
+    return filler

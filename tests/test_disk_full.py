@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
-import shutil
 import sqlite3
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import fill
 
 from vml import api
 from vml.atomic import write_text_atomic
@@ -37,37 +33,6 @@ BEST_BYTES, LAST_BYTES = 4 * PARAMS, 12 * PARAMS
 # machine takes more: the test holds while it stays within 600 KB of the aim. And the
 # room the run holds to record its end (.disk-reserve).
 OTHER_BYTES = 880_000 + RESERVE_BYTES
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 16 MiB tmpfs of its own, unmounted afterwards."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if not sys.platform.startswith("linux") or os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("cannot mount a tmpfs here: the disk-full tests need root on Linux (CI runs them)")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], capture_output=True, text=True
-    )
-    if mounted.returncode != 0:
-        reason = (mounted.stderr.strip().splitlines() or [f"exit code {mounted.returncode}"])[0]
-        pytest.skip(f"cannot mount a tmpfs here: {reason}")
-    try:
-        yield disk.resolve()
-    finally:
-        if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(disk)], check=True)
-
-
-def fill(disk: Path, leave: int, name: str = "filler") -> Path:
-    """A file taking all of ``disk``'s free space but ``leave`` bytes."""
-    filler = disk / name
-    size = shutil.disk_usage(disk).free - leave
-    assert size > 0, f"only {shutil.disk_usage(disk).free} bytes free"
-    with filler.open("wb") as handle:
-        for start in range(0, size, 1 << 20):
-            handle.write(bytes(min(1 << 20, size - start)))
-    return filler
 
 
 def temporary_files(root: Path) -> list[Path]:

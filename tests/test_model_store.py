@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import run_ml
+from helpers import fill, run_ml
 
 from vml import api
 from vml.repro import git_state
@@ -167,3 +167,14 @@ def test_stored_models_do_not_make_the_code_dirty(project: Path) -> None:
     assert ml("store", "first", "--as", "digits", cwd=project).returncode == 0
     state = git_state(project)
     assert state["commit"] and not state["dirty"] and state["untracked"] == []
+
+
+def test_a_full_disk_leaves_no_half_version(trained: Path, small_disk: Path) -> None:
+    project = Path(shutil.copytree(trained, small_disk / "demo", symlinks=True))
+    filler = fill(small_disk, leave=64 * 1024)  # a version takes about 145 KiB
+    full = ml("store", "first", "--as", "digits", cwd=project)
+    assert full.returncode == 1, full.stderr
+    assert full.stderr.startswith("ml: error: disk full while writing ") and "Traceback" not in full.stderr
+    assert [p.name for p in (project / "models" / "digits").iterdir()] == []  # no vN, no hidden staging
+    filler.unlink()
+    assert ml("store", "first", "--as", "digits", cwd=project).stdout.startswith("stored run first as digits:v1 ")
