@@ -104,8 +104,8 @@ def test_versions_outlive_their_run_and_load_without_the_project(project: Path, 
 
 
 def test_delete_takes_one_version_and_the_name_with_the_last(project: Path) -> None:
-    for _ in range(2):
-        assert ml("store", "first", "--as", "digits", cwd=project).returncode == 0
+    store = api.Project(project)
+    assert [store.store_model("first", "digits")["ref"] for _ in range(2)] == ["digits:v1", "digits:v2"]
     bare = ml("models", "delete", "digits", cwd=project)
     assert bare.returncode == 2 and "Traceback" not in bare.stderr
     assert (
@@ -122,11 +122,9 @@ def test_delete_takes_one_version_and_the_name_with_the_last(project: Path) -> N
     )
     assert [m["ref"] for m in api.Project(project).models()] == ["digits:v2"]
     # Numbers are not reused while the name has versions: the next is v3.
-    assert ml("store", "first", "--as", "digits", cwd=project).stdout.startswith(
-        "stored run first as digits:v3 "
-    )
+    assert store.store_model("first", "digits")["ref"] == "digits:v3"
     for ref in ("digits:v2", "digits:v3"):
-        assert ml("models", "delete", ref, cwd=project).returncode == 0
+        store.delete_model(ref)
     assert not (project / "models" / "digits").exists()
     assert ml("models", cwd=project).stdout == "no stored models (ml store RUN --as NAME stores one)\n"
 
@@ -177,4 +175,6 @@ def test_a_full_disk_leaves_no_half_version(trained: Path, small_disk: Path) -> 
     assert full.stderr.startswith("ml: error: disk full while writing ") and "Traceback" not in full.stderr
     assert [p.name for p in (project / "models" / "digits").iterdir()] == []  # no vN, no hidden staging
     filler.unlink()
-    assert ml("store", "first", "--as", "digits", cwd=project).stdout.startswith("stored run first as digits:v1 ")
+    assert ml("store", "first", "--as", "digits", cwd=project).stdout.startswith(
+        "stored run first as digits:v1 "
+    )
