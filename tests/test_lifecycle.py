@@ -108,7 +108,9 @@ def test_logs_follow_prints_the_run_until_it_ends(project: Path, ml) -> None:
     assert lines[0].startswith(f"run {name}: model mlp")
     assert lines[-1].startswith("finished: test_acc")
     assert sum("epoch time" in line for line in lines) == 3
-    metrics = ml("logs", name, "--metrics", cwd=project).stdout.splitlines()
+    shown = ml("logs", name, "--metrics", cwd=project)
+    assert shown.returncode == 0 and shown.stdout, shown.stderr
+    metrics = shown.stdout.splitlines()
     assert metrics[0].split() == ["epoch", "loss", "acc", "val_loss", "val_acc"]
     assert [row.split()[0] for row in metrics[1:]] == ["1", "2", "3"]
 
