@@ -218,7 +218,7 @@ def bench_list(root: Path, runs: int, total_metric_rows: int, profile: bool = Fa
 
     commands: dict[str, tuple[list[str], Path]] = {
         "pass": ([*PY, "-c", "pass"], root),
-        "import": ([*PY, "-c", "import vml.cli"], root),
+        "import": ([*PY, "-c", "import vml.cli.commands"], root),
         "list": (ML_LIST, plain),
         "list_metrics": (ML_LIST, with_metrics),
     }
@@ -447,7 +447,7 @@ ALONE = (
     ("import yaml", "import yaml", "yaml"),
     ("import psutil", "import psutil", "psutil"),
     ("import asyncio", "import asyncio", "asyncio"),
-    ("import vml.cli", "import vml.cli", "vml"),
+    ("import vml.cli.commands", "import vml.cli.commands", "vml"),
 )
 
 
@@ -478,7 +478,7 @@ def diagnose_list(project: Path, best: dict[str, float]) -> dict[str, Any]:
     command does it), again without the profiler (warm: no imports left), and times the
     pieces of the list path on their own."""
     command = import_times(["-m", "vml", "list"], project)
-    at_import = {entry[3] for entry in import_times(["-c", "import vml.cli"], project)}
+    at_import = {entry[3] for entry in import_times(["-c", "import vml.cli.commands"], project)}
     by_package: collections.Counter[str] = collections.Counter()
     heaviest: dict[str, int] = {}  # package -> index of its module with the most cumulative time
     for i, (self_us, cumulative, _, name) in enumerate(command):

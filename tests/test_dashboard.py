@@ -238,7 +238,7 @@ def test_d_deletes_an_ended_run_only_after_its_name_is_typed(project: Path) -> N
 
 
 def test_the_dashboard_does_not_import_torch(project: Path) -> None:
-    code = "import sys; import vml.cli, vml.tui.app; print('torch' in sys.modules)"
+    code = "import sys; import vml.cli.commands, vml.tui.app; print('torch' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=60
     )

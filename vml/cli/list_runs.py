@@ -10,7 +10,7 @@ import typer
 
 from vml import api
 from vml.cli import render
-from vml.cli.options import LIST_FORMATS, check_format
+from vml.cli.options import LIST_FORMATS, check_format, choices
 from vml.errors import NotFoundError, UsageError
 from vml.params import normalize_key
 from vml.views import cell, changed_hyperparameters, check_column, run_value
@@ -38,6 +38,7 @@ def list_runs(
         "--format",
         "-f",
         help="table, json, csv or md (default: list.format in vergeml.yaml, else table).",
+        autocompletion=choices(LIST_FORMATS),
     ),
     output: str | None = typer.Option(None, "--output", help="VergeML's name for --format."),
     order: str | None = typer.Option(

@@ -1,10 +1,11 @@
 """The arguments and options several commands share: the runs they act on and
 ``--format``. Typer reads these objects as defaults, so one object serves every
-command that declares the parameter with it."""
+command that declares the parameter with it. Which arguments are runs, for shell
+completion, is ``vml.cli.fastcomplete.RUN_ARGUMENTS`` (read before Typer is imported)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import typer
@@ -27,7 +28,13 @@ def format_option(formats: Sequence[str]) -> Any:
     """``--format``/``-f`` (default ``table``) for a command offering ``formats``;
     its help names them, e.g. ``table, json or csv.``"""
     named = ", ".join(formats[:-1]) + f" or {formats[-1]}" if len(formats) > 1 else formats[0]
-    return typer.Option("table", "--format", "-f", help=f"{named}.")
+    return typer.Option("table", "--format", "-f", help=f"{named}.", autocompletion=choices(formats))
+
+
+def choices(values: Sequence[str]) -> Callable[[], list[str]]:
+    """An ``autocompletion=`` for an option whose value is one of ``values`` (Typer keeps
+    those that start with the word typed)."""
+    return lambda: list(values)
 
 
 def check_format(fmt: str, formats: Sequence[str]) -> None:

@@ -13,10 +13,15 @@ import typer
 
 from vml import api
 from vml.cli import render
-from vml.cli.options import RUN
+from vml.cli.options import RUN, choices
 from vml.evaluate.plots import CurvePlot, MatrixPlot, cell_text, legend
 
-KIND = typer.Argument(..., metavar="KIND", help="confusion-matrix, roc or pr.")
+KIND = typer.Argument(
+    ...,
+    metavar="KIND",
+    help="confusion-matrix, roc or pr.",
+    autocompletion=choices(("confusion-matrix", "roc", "pr")),
+)
 LABEL = typer.Option(
     None,
     "--class",
