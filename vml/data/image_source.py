@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -111,12 +112,7 @@ def decode(path: Path) -> np.ndarray:
 
     try:
         with Image.open(path) as image:
-            image.load()
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                array = np.asarray(image, dtype=np.float32) / 65535.0
-                return array[:, :, None]
-            converted = image.convert("L" if image.mode in ("1", "L", "LA") else "RGB")
-            array = np.asarray(converted, dtype=np.float32) / 255.0
+            return picture(image)
     except UnidentifiedImageError:  # Pillow's message repeats the path, absolute
         size = path.stat().st_size
         what = f"not an image Pillow can read ({size} bytes; " if size else "the file is empty ("
@@ -127,6 +123,16 @@ def decode(path: Path) -> np.ndarray:
         raise UsageError(
             f"unreadable image {os.path.relpath(path)}: {exc} (replace or remove the file)"
         ) from None
+
+
+def picture(image: Any) -> np.ndarray:
+    """An opened PIL image as ``decode`` returns it: (height, width, channels) float32
+    in [0, 1]; 16-bit grey is scaled by 65535, other grey stays one channel, the rest RGB."""
+    image.load()
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return (np.asarray(image, dtype=np.float32) / 65535.0)[:, :, None]
+    converted = image.convert("L" if image.mode in ("1", "L", "LA") else "RGB")
+    array = np.asarray(converted, dtype=np.float32) / 255.0
     return array[:, :, None] if array.ndim == 2 else array
 
 
