@@ -1056,6 +1056,71 @@ class Project:
             commit=version.get("commit"),
         )
 
+    def export_tensorboard(self, refs: list[str], logdir: Path | str) -> list[dict[str, Any]]:
+        """Write runs ``refs`` as TensorBoard event files, a folder ``logdir/NAME`` each
+        (an earlier export's replaced): scalars per step and per epoch at their recorded
+        wall times, hyperparameters for the HParams view. Returns per run its
+        ``instance``, ``folder`` and the counts of ``scalars`` and ``hyperparameters``."""
+        from vml.export.events import export_runs
+
+        return export_runs(self.db_path, self._exported_rows(refs), Path(logdir))
+
+    def tensorboard(
+        self,
+        refs: list[str] | None = None,
+        logdir: Path | str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 6006,
+        stderr: TextIO = sys.stderr,
+    ) -> None:
+        """Export runs ``refs`` (every run not deleted when none is named) and run
+        TensorBoard on them until Ctrl-C. Without ``logdir`` they go to
+        ``trainings/.tensorboard``, which then holds just these runs. ``port`` 0: a
+        free one."""
+        from vml.errors import VmlError
+        from vml.export import board
+        from vml.export.events import DEFAULT_LOGDIR, export_runs, keep_only
+
+        board.require_tensorboard()
+        rows = self._exported_rows(refs) if refs else [r for r in self.records() if r["status"] != DELETED]
+        if not rows:
+            raise NotFoundError("there are no runs yet (start one with: ml train)")
+        port = board.free_port(host) if port == 0 else port
+        board.check_port(host, port)
+        target = Path(logdir) if logdir is not None else self.trainings_dir / DEFAULT_LOGDIR
+        exported = export_runs(self.db_path, rows, target)
+        if logdir is None:
+            keep_only(target, {run["instance"] for run in exported})
+        print(f"ml: exported {len(exported)} run{'s' * (len(exported) != 1)} to {target}", file=stderr)
+        if host not in board.LOOPBACK:
+            print(f"ml: warning: TensorBoard listens on {host}: whoever reaches this machine sees the runs", file=stderr)
+        shown = f"[{host}]" if ":" in host else host
+        print(f"ml: TensorBoard at http://{shown}:{port}/ (Ctrl-C stops it)", file=stderr, flush=True)
+        code = board.run_board(target, host, port)
+        if code:
+            raise VmlError(f"TensorBoard stopped with exit code {code} (its output above says why)")
+
+    def export_mlflow(
+        self, refs: list[str], tracking_uri: str, experiment: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Make an MLflow run at ``tracking_uri`` for each of runs ``refs`` in experiment
+        ``experiment`` (default: the project folder's name; made when missing), replacing
+        an earlier export of it: params, metrics with steps and times, tags, ``best.pt``.
+        Returns per run its ``instance``, MLflow ``run_id`` and what was logged."""
+        from vml.export.mlflow_runs import export_runs
+
+        rows = self._exported_rows(refs)
+        return export_runs(rows, self.db_path, self.trainings_dir, tracking_uri, experiment or self.root.name)
+
+    def _exported_rows(self, refs: list[str]) -> list[dict[str, Any]]:
+        """The store rows of runs ``refs``, each once, in the order named; all found
+        before anything is written."""
+        rows: dict[str, dict[str, Any]] = {}
+        for ref in refs:
+            run = self.find_run(ref)
+            rows.setdefault(run["name"], run)
+        return list(rows.values())
+
 
 # The data cache (``ml cache``). Entries are kept while a run in one of these states
 # uses them; a run whose folder was deleted no longer holds its entry.

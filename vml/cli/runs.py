@@ -1,4 +1,4 @@
-"""Commands on one trained run: ``ml resume``, ``ml test``, ``ml predict``, ``ml export``."""
+"""Commands on one trained run: ``ml resume``, ``ml test``, ``ml predict``."""
 
 from __future__ import annotations
 
@@ -97,11 +97,3 @@ def predict(
     else:
         render.print_table(columns, rows)
 
-
-def export(
-    run: str = RUN, directory: Path = typer.Argument(..., help="A new directory for the exported model.")
-) -> None:
-    """Export a run's best model to use without vml: weights, config, labels, and a torch.export program."""
-    for path in api.Project().export(run, directory):
-        print(path)
-    print(f"load it with: torch.export.load('{directory}/model.pt2').module()", file=sys.stderr)
