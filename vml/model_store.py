@@ -27,7 +27,6 @@ from vml.atomic import fsync_dir, shared_mode, write_text_atomic
 from vml.errors import NotFoundError, UsageError, disk_full, is_disk_full
 from vml.paths import BEST, REPRO_FILE, REPRO_PATCH, models_dir
 from vml.store.columns import TEST_METRICS
-from vml.store.runs import utcnow
 
 MODEL_FILE = "model.json"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -110,6 +109,7 @@ def exists(root: Path, name: str) -> bool:
 def store_run(root: Path, run: dict[str, Any], folder: Path, name: str) -> dict[str, Any]:
     """Store run ``run`` (its store row; its files in ``folder``) as the next version
     of model ``name``; returns the new version as ``stored_models`` describes it."""
+    from vml.store.runs import utcnow  # not at import: ml serve's completion lists models
     from vml.train.inference import export, load_best
 
     check_name(name)
