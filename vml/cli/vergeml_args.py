@@ -40,8 +40,9 @@ SHORT_OPTIONS = {"-f": "file", "-m": "model"}  # before the command only: after 
 ROOT_OPTIONS = ("--version", "--help", "-h")
 
 TRAINING_COMMANDS = ("train", "queue", "tune")
-ONE_RUN_COMMANDS = ("show", "logs", "plot", "rerun", "resume", "test", "predict", "export")
-RUNS_COMMANDS = ("diff", "compare", "wait", "cancel", "delete")
+ONE_RUN_COMMANDS = ("show", "logs", "plot", "rerun", "resume", "test", "predict", "store", "serve")
+# export: one run for --format model (it says so itself), several for tensorboard and mlflow.
+RUNS_COMMANDS = ("diff", "compare", "wait", "cancel", "delete", "export", "tensorboard")
 _RUN_NAME = re.compile(r"@[A-Za-z0-9_-]+")  # VergeML's parse_trained_models
 
 # ml list's options that take a value: the word after one is never a filter's column.
