@@ -149,7 +149,7 @@ def test_parallel_trials_share_the_store_without_lock_errors(project: Path, ml) 
 def test_a_study_outlives_its_driver_killed_with_sigkill(project: Path, tmp_path: Path, ml) -> None:
     driver = start_ml(
         "tune", "--trials", "4", "--parallel", "2", "--sampler", "random", "--seed", "2", "--pruner", "none",
-        "--epochs=25", "--learning-rate=1e-3:1e-2:log", "--name", "long", cwd=project, home=tmp_path,
+        "--epochs=10", "--learning-rate=1e-3:1e-2:log", "--name", "long", cwd=project, home=tmp_path,
     )  # fmt: skip
     try:
         wait_until(lambda: sum(r["status"] == "running" for r in study_runs(project, "long")) == 2, "2 trials running")
