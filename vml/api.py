@@ -692,6 +692,13 @@ class Project:
 
         return catalog.find(self.root, ref)
 
+    def _kept_run(self, ref: str) -> dict[str, Any]:
+        """``find_run``, refused for a run whose folder is gone (``deleted``)."""
+        run = self.find_run(ref)
+        if run["status"] == DELETED:
+            raise NotFoundError(f"run {run['name']!r} was deleted (its folder is gone)")
+        return run
+
     def _prepare_for(self, run: dict[str, Any], stderr: TextIO, purpose: str):
         """The data a run trained on, prepared again (from the cache when unchanged);
         refused, before any work, when the data or preprocessing changed since."""
@@ -862,9 +869,7 @@ class Project:
         return overlaid
 
     def _evaluation(self, ref: str) -> tuple[str, dict[str, Any]]:
-        run = self.find_run(ref)
-        if run["status"] == DELETED:
-            raise NotFoundError(f"run {run['name']!r} was deleted (its folder is gone)")
+        run = self._kept_run(ref)
         if run["status"] in ACTIVE_STATES:
             raise UsageError(
                 f"run {run['name']!r} is {run['status']}: it is evaluated on its test split when it finishes"
@@ -979,9 +984,7 @@ class Project:
         from vml import model_store
 
         model_store.check_name(name)
-        run = self.find_run(ref)
-        if run["status"] == DELETED:
-            raise NotFoundError(f"run {run['name']!r} was deleted (its folder is gone)")
+        run = self._kept_run(ref)
         if run["status"] in ACTIVE_STATES:
             raise UsageError(
                 f"run {run['name']!r} is {run['status']}: store it once it ends (ml wait {run['name']})"
@@ -1015,9 +1018,7 @@ class Project:
                     f"{ref!r} is both a stored model and a run (say {ref}:latest for the model, @{ref} for the run)"
                 )
             return self._served_model(model_store.find_model(self.root, ref))
-        run = self.find_run(ref)
-        if run["status"] == DELETED:
-            raise NotFoundError(f"run {run['name']!r} was deleted (its folder is gone)")
+        run = self._kept_run(ref)
         folder = self.trainings_dir / run["name"]
         record = Run(self, run["name"]).reproduction() or {}
         return Served(
