@@ -74,24 +74,19 @@ def _root(
 
 
 app.command("new")(new.new)
-app.command(
-    "train",
-    cls=complete.HyperparameterCommand,
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    options_metavar="[OPTIONS] [--HYPERPARAMETER=VALUE]...",
-)(train.train)
-app.command(
-    "queue",
-    cls=complete.HyperparameterCommand,
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    options_metavar="[OPTIONS] [--HYPERPARAMETER=VALUES]...",
-)(sweep.queue)
-app.command(
-    "tune",
-    cls=complete.HyperparameterCommand,
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    options_metavar="[OPTIONS] [--HYPERPARAMETER=RANGE]...",
-)(tune.tune)
+# The commands that take --HYPERPARAMETER=... beyond their own options (completed
+# from the project's declarations by complete.HyperparameterCommand).
+for name, command, values in (
+    ("train", train.train, "VALUE"),
+    ("queue", sweep.queue, "VALUES"),
+    ("tune", tune.tune, "RANGE"),
+):
+    app.command(
+        name,
+        cls=complete.HyperparameterCommand,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        options_metavar=f"[OPTIONS] [--HYPERPARAMETER={values}]...",
+    )(command)
 app.command("list")(list_runs.list_runs)
 app.command("show")(show.show)
 app.command("compare")(compare.compare_runs)
