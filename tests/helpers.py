@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,23 @@ def run_ml(
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def start_ml(*args: str, cwd: Path, home: Path) -> subprocess.Popen:
+    """Start ``ml ARGS...`` (as ``python -m vml``) with text pipes for stdout and stderr."""
+    env = {**os.environ, "HOME": str(home), "COLUMNS": "200"}
+    env.pop("VML_DEBUG", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "vml", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # As from a terminal: a test run in the background would pass SIGINT on ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

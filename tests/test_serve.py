@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import queue
 import re
 import signal
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from helpers import image_project
+from helpers import image_project, start_ml
 from PIL import Image
 
 from vml import api
@@ -38,17 +37,7 @@ class Server:
     stdout and stderr read by threads; ``url`` once it said where it listens."""
 
     def __init__(self, cwd: Path, home: Path, *args: str) -> None:
-        env = {**os.environ, "HOME": str(home)}
-        env.pop("VML_DEBUG", None)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "vml", "serve", *args, "--port", "0"],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        self.process = start_ml("serve", *args, "--port", "0", cwd=cwd, home=home)
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
         threading.Thread(target=self._read, args=(self.process.stdout, self.lines.put), daemon=True).start()

@@ -6,17 +6,14 @@ stops with Ctrl-C; bad input records nothing."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import run_ml
+from helpers import run_ml, start_ml
 
 from vml.store import RunStore
 
@@ -53,21 +50,6 @@ def wait_until(condition, what: str, deadline: float = DEADLINE):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def start_ml(*args: str, cwd: Path, home: Path) -> subprocess.Popen:
-    env = {**os.environ, "HOME": str(home), "COLUMNS": "200"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "vml", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # As from a terminal: a test run in the background would pass SIGINT on ignored.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
 
 
 def test_a_study_prunes_hopeless_trials_and_shows_its_best(project: Path, ml) -> None:

@@ -10,15 +10,10 @@ import typer
 
 from vml import api
 from vml.cli import render
-from vml.cli.options import FORMATS, check_format, format_option
+from vml.cli.options import FORMATS, check_format, command_group, format_option
 from vml.errors import UsageError, human_size
 
-app = typer.Typer(
-    subcommand_metavar="[COMMAND] [ARGS]...",
-    add_completion=False,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-)
+app = command_group()
 
 COLUMNS = ("fingerprint", "source", "size", "created", "last used", "runs", "status")
 CSV_COLUMNS = ("fingerprint", "source", "size", "created", "last_used", "runs", "status", "problem")

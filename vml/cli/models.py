@@ -9,16 +9,11 @@ import typer
 
 from vml import api
 from vml.cli import render
-from vml.cli.options import FORMATS, RUN, check_format, format_option
+from vml.cli.options import FORMATS, RUN, check_format, command_group, format_option
 from vml.errors import human_size
 from vml.views import local_time
 
-app = typer.Typer(
-    subcommand_metavar="[COMMAND] [ARGS]...",
-    add_completion=False,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-)
+app = command_group()
 
 COLUMNS = ("model", "run", "net", "test_acc", "test_r2", "stored", "size")
 FORMAT_OPTION = format_option(FORMATS)

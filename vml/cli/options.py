@@ -55,3 +55,14 @@ def command_text() -> str:
     """This command as typed, in vml's form (``ml queue --learning-rate=0.1,0.01``):
     the label of the sweep or study it starts."""
     return " ".join(["ml", *_typed])
+
+
+def command_group() -> typer.Typer:
+    """A group of subcommands (``ml cache ...``, ``ml models ...``), built as the root
+    app is: errors as one line, no completion options of its own."""
+    return typer.Typer(
+        subcommand_metavar="[COMMAND] [ARGS]...",
+        add_completion=False,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+    )
